@@ -1,0 +1,66 @@
+//! Assembles the router: protocol routes, the fallback, and the layers every
+//! request passes through (request id, trace span, body limit, timeout, panic
+//! guard). Holds no logic of its own.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::protocol;
+use crate::state::AppState;
+
+/// Longest a request may take end to end.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request body accepted (every endpoint is a GET).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The complete router with state applied.
+pub fn build_router(state: AppState) -> Router {
+    let header = axum::http::HeaderName::from_static(REQUEST_ID);
+    protocol::routes()
+        .fallback(not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: the query may name identities but never
+                // secrets; headers are not recorded at all.
+                tracing::info_span!("request", request.id = id, http.method = %req.method(), http.path = req.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    let path: String = uri.path().chars().take(200).collect();
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "statusCode": 404,
+            "message": format!("No endpoint at '{path}'. The token endpoint is /msi/token."),
+            "correlationId": uuid::Uuid::new_v4().to_string(),
+        })),
+    )
+}

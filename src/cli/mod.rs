@@ -1,0 +1,123 @@
+//! The command line: `serve` (the default), `config`, `check-config`, `token`,
+//! `decode` and `healthcheck`. Flags double as `--help` text. Errors from here
+//! are `anyhow` with context: this is the edge of the program.
+
+mod client;
+mod decode;
+mod serve;
+mod show;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Overrides;
+use crate::telemetry::LogFormat;
+
+/// An emulator of the Azure managed-identity token endpoint (Container Apps / App Service).
+#[derive(Debug, Parser)]
+#[command(name = "miemu", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the endpoint (the default when no command is given).
+    Serve(ServeArgs),
+    /// Print the effective configuration, secrets redacted.
+    Config(ConfigArgs),
+    /// Validate a configuration file and report every problem in it.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Ask a miemu (or Azure) endpoint for a token, as a container would.
+    Token(client::TokenArgs),
+    /// Print a token's header and claims (the signature is not verified).
+    Decode {
+        /// The token, or `-` to read it from standard input.
+        token: String,
+    },
+    /// Exit 0 when the server's /healthz answers 200 (for container HEALTHCHECKs).
+    Healthcheck {
+        /// Health URL.
+        #[arg(long, default_value = "http://127.0.0.1:42356/healthz")]
+        url: String,
+    },
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Configuration file; the built-in default configuration when absent.
+    #[arg(long, env = "MIEMU_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:42356, or the file's server.listen].
+    #[arg(long, env = "MIEMU_LISTEN")]
+    pub listen: Option<String>,
+    /// Signing key directory [default: $XDG_STATE_HOME/miemu/keys or ~/.local/state/miemu/keys].
+    #[arg(long, env = "MIEMU_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+    /// Write `<container>.env` files (IDENTITY_ENDPOINT, IDENTITY_HEADER, …) into this directory.
+    #[arg(long, env = "MIEMU_ENV_DIR")]
+    pub env_dir: Option<PathBuf>,
+    /// Base URL clients use to reach miemu, e.g. http://miemu:42356 in compose.
+    #[arg(long, env = "MIEMU_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "MIEMU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            public_url: self.public_url.clone(),
+            key_dir: self.key_dir.clone(),
+            env_dir: self.env_dir.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Configuration file; the built-in default when absent.
+    #[arg(long, env = "MIEMU_CONFIG")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Toml,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve::serve(&cli.serve),
+        Some(Command::Serve(args)) => serve::serve(&args),
+        Some(Command::Config(args)) => show::config(args.config.as_deref(), args.format),
+        Some(Command::CheckConfig { file }) => show::check(&file),
+        Some(Command::Token(args)) => client::token(&args),
+        Some(Command::Decode { token }) => decode::decode(&token),
+        Some(Command::Healthcheck { url }) => client::healthcheck(&url),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("miemu: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The App Service / Container Apps managed-identity endpoint
+//! (`IDENTITY_ENDPOINT`, api-version 2019-08-01).
+//!
+//! `GET /msi/token?resource=R&api-version=2019-08-01` with `X-IDENTITY-HEADER`.
+//! The handler extracts, asks the core (platform → policy → registry → token)
+//! and maps the result to the platform's exact wire shapes:
+//!
+//! - missing or unknown header: 403 with an empty body (observed on ACA);
+//! - init container: 403 `{"statusCode","message","correlationId"}`;
+//! - bad request or unknown identity: 400 with the same JSON shape;
+//! - success: 200 `{access_token, expires_on, resource, token_type, client_id}`
+//!   with `expires_on` a string of integer seconds (the only form every SDK
+//!   accepts; Rust's needs a string).
+//!
+//! Every request is logged once, here, with the caller and outcome but never
+//! the header value or the token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use super::query::{Params, QueryError};
+use crate::identity::{LookupError, Selector};
+use crate::policy::{self, Refusal, RefusalReason};
+use crate::state::AppState;
+use crate::token::{self, MintError, MintInput, MintedToken, Resource, ResourceError};
+
+/// The only api-version this endpoint speaks.
+pub const API_VERSION: &str = "2019-08-01";
+
+/// The header carrying the container's secret (matched case-insensitively).
+pub const SECRET_HEADER: &str = "x-identity-header";
+
+/// The platform's text for an unknown or unavailable identity.
+pub const NOT_FOUND_MESSAGE: &str =
+    "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.";
+
+/// Routes of this protocol: the path Container Apps uses, with and without a
+/// trailing slash, and the upper-case spelling App Service uses.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/msi/token", get(get_token))
+        .route("/msi/token/", get(get_token))
+        .route("/MSI/token", get(get_token))
+        .route("/MSI/token/", get(get_token))
+}
+
+/// A refusal or failure, in the shape the platform answers with.
+#[derive(Debug)]
+pub enum AppServiceError {
+    /// Missing or unknown `X-IDENTITY-HEADER`.
+    Unauthenticated,
+    /// The caller is an init container and no identity is open to those.
+    InitContainer {
+        /// The container.
+        container: String,
+    },
+    /// Malformed request.
+    BadRequest(String),
+    /// No such identity, or not open to the caller.
+    IdentityNotFound,
+    /// A bug or a crypto failure; details go to the log only.
+    Internal,
+}
+
+impl AppServiceError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated | Self::InitContainer { .. } => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) | Self::IdentityNotFound => StatusCode::BAD_REQUEST,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => String::new(),
+            Self::InitContainer { container } => format!(
+                "Managed identities are not available to init containers: container '{container}' is an init container and no managed identity of this app is open to init containers."
+            ),
+            Self::BadRequest(m) => m.clone(),
+            Self::IdentityNotFound => NOT_FOUND_MESSAGE.to_owned(),
+            Self::Internal => "An unexpected error occurred while acquiring the token.".to_owned(),
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::InitContainer { .. } => "init_container",
+            Self::BadRequest(_) => "bad_request",
+            Self::IdentityNotFound => "identity_not_found",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+/// The JSON error body of App Service and Container Apps.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    status_code: u16,
+    message: String,
+    correlation_id: String,
+}
+
+impl IntoResponse for AppServiceError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Unauthenticated = self {
+            // Container Apps answers 403 with `Content-Length: 0`.
+            return status.into_response();
+        }
+        let body = ErrorBody {
+            status_code: status.as_u16(),
+            message: self.message(),
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<QueryError> for AppServiceError {
+    fn from(e: QueryError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+/// The success body, fields in the platform's order.
+#[derive(Debug, Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    expires_on: String,
+    resource: &'a str,
+    token_type: &'static str,
+    client_id: String,
+}
+
+/// What the log line of a request records (never the token or the secret).
+#[derive(Debug, Default)]
+struct Facts {
+    container: Option<String>,
+    selector: Option<String>,
+    identity: Option<String>,
+    resource: Option<String>,
+    uti: Option<String>,
+    cached: bool,
+}
+
+async fn get_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut facts = Facts::default();
+    let result = issue(&state, &headers, query.as_deref(), &mut facts);
+    log(&facts, result.as_ref().err());
+    match result {
+        Ok(token) => {
+            let body = TokenBody {
+                access_token: &token.jwt,
+                expires_on: token.claims.exp.to_string(),
+                resource: &token.claims.aud,
+                token_type: "Bearer",
+                client_id: token.claims.appid.clone(),
+            };
+            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    facts: &mut Facts,
+) -> Result<Arc<MintedToken>, AppServiceError> {
+    let live = state.live();
+    let platform = &live.platform;
+
+    let mut presented = headers.get_all(SECRET_HEADER).iter();
+    let (Some(secret), None) = (presented.next(), presented.next()) else {
+        return Err(AppServiceError::Unauthenticated);
+    };
+    let caller = platform
+        .caller(secret.as_bytes())
+        .ok_or(AppServiceError::Unauthenticated)?;
+    facts.container = Some(caller.name.clone());
+
+    policy::check_caller(caller, &platform.identities).map_err(refused)?;
+
+    let params = Params::parse(query)?;
+    match params.single("api-version")? {
+        Some(API_VERSION) => {}
+        None | Some("") => {
+            return Err(AppServiceError::BadRequest(format!(
+                "The api-version query parameter is required; this endpoint supports {API_VERSION}."
+            )));
+        }
+        Some(other) => {
+            return Err(AppServiceError::BadRequest(format!(
+                "The api-version '{}' is not supported; this endpoint supports {API_VERSION}.",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    let resource = match params.single("resource")? {
+        None | Some("") => {
+            return Err(AppServiceError::BadRequest(
+                "The resource query parameter is required.".to_owned(),
+            ));
+        }
+        Some(raw) => Resource::parse(raw).map_err(|e| match e {
+            ResourceError::Empty => {
+                AppServiceError::BadRequest("The resource query parameter is required.".to_owned())
+            }
+            other => AppServiceError::BadRequest(format!("Invalid resource: {other}.")),
+        })?,
+    };
+    facts.resource = Some(resource.as_str().to_owned());
+    let selector = selector(&params)?;
+    facts.selector = Some(selector.to_string());
+
+    let identity = platform.identities.resolve(&selector).map_err(|e| match e {
+        LookupError::NoSystemIdentity | LookupError::NotFound(_) => {
+            AppServiceError::IdentityNotFound
+        }
+    })?;
+    facts.identity = Some(identity.name.clone());
+    let admitted = policy::admit(caller, identity).map_err(refused)?;
+
+    let now = state.now();
+    if live.tokens.cache {
+        if let Some(token) = live.cache.get(identity.client_id, resource.as_str(), now) {
+            facts.uti = Some(token.claims.uti.clone());
+            facts.cached = true;
+            return Ok(token);
+        }
+    }
+    let input = MintInput {
+        tenant_id: platform.tenant_id,
+        issuer: &live.tokens.issuer,
+        app: &platform.app,
+        identity,
+        resource: &resource,
+        now,
+        lifetime_secs: live.tokens.lifetime_secs,
+    };
+    let token = token::mint(&admitted, state.key(), &input).map_err(|e: MintError| {
+        tracing::error!(error = %e, "token minting failed");
+        AppServiceError::Internal
+    })?;
+    let token = Arc::new(token);
+    if live.tokens.cache {
+        live.cache.insert(identity.client_id, resource.as_str(), token.clone(), now);
+    }
+    facts.uti = Some(token.claims.uti.clone());
+    Ok(token)
+}
+
+fn refused(r: Refusal) -> AppServiceError {
+    match r.reason {
+        RefusalReason::InitContainer => AppServiceError::InitContainer {
+            container: r.container,
+        },
+        // The platform hides identities a container may not use: same answer
+        // as for an identity that does not exist.
+        RefusalReason::Lifecycle { .. } => AppServiceError::IdentityNotFound,
+    }
+}
+
+/// At most one of the selector parameters; empty values count as absent.
+fn selector(params: &Params) -> Result<Selector, AppServiceError> {
+    let mut found: Vec<(&'static str, Selector)> = Vec::new();
+    for (name, make) in [
+        ("client_id", Selector::ClientId as fn(String) -> Selector),
+        ("object_id", Selector::PrincipalId),
+        ("principal_id", Selector::PrincipalId),
+        ("mi_res_id", Selector::ResourceId),
+        ("msi_res_id", Selector::ResourceId),
+    ] {
+        if let Some(v) = params.single(name)?.filter(|v| !v.is_empty()) {
+            found.push((name, make(v.to_owned())));
+        }
+    }
+    match found.len() {
+        0 => Ok(Selector::System),
+        1 => Ok(found.swap_remove(0).1),
+        _ => Err(AppServiceError::BadRequest(format!(
+            "Only one of client_id, object_id/principal_id or mi_res_id may be given; got {}.",
+            found.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn log(facts: &Facts, error: Option<&AppServiceError>) {
+    let container = facts.container.as_deref().unwrap_or("-");
+    let selector = facts.selector.as_deref().unwrap_or("-");
+    let identity = facts.identity.as_deref().unwrap_or("-");
+    let resource = facts.resource.as_deref().unwrap_or("-");
+    match error {
+        None => tracing::info!(
+            caller.container = container,
+            identity.selector = selector,
+            identity.name = identity,
+            token.resource = resource,
+            token.uti = facts.uti.as_deref().unwrap_or("-"),
+            token.cached = facts.cached,
+            outcome = "issued",
+            "token request"
+        ),
+        Some(e @ AppServiceError::Internal) => tracing::error!(
+            caller.container = container,
+            token.resource = resource,
+            outcome = e.outcome(),
+            "token request"
+        ),
+        Some(e @ (AppServiceError::Unauthenticated | AppServiceError::InitContainer { .. })) => {
+            tracing::warn!(
+                caller.container = container,
+                policy.reason = e.outcome(),
+                status = e.status().as_u16(),
+                outcome = e.outcome(),
+                "token request refused"
+            );
+        }
+        Some(e) => tracing::info!(
+            caller.container = container,
+            identity.selector = selector,
+            token.resource = resource,
+            status = e.status().as_u16(),
+            outcome = e.outcome(),
+            "token request refused"
+        ),
+    }
+}

@@ -1,0 +1,135 @@
+//! Serving connections: an HTTP/1.1 accept loop with the limits a sidecar in
+//! a shared environment needs, and graceful shutdown.
+//!
+//! axum's `serve` does not expose hyper's header-read timeout or buffer size,
+//! so the loop is written out here: each connection gets a header-read
+//! timeout (a slowloris client cannot hold a connection forever), a bounded
+//! read buffer (which caps header size), and a permit from a semaphore that
+//! caps concurrent connections. On shutdown the listener closes, in-flight
+//! requests finish (bounded by [`DRAIN_TIMEOUT`]), then `run` returns.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// Time a client has to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest graceful shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read buffer per connection; also the largest accepted request head.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Default cap on concurrent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    let mut cap_logged = false;
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if permits.available_permits() == 0 && !cap_logged {
+            tracing::warn!(limit = max_connections, "connection limit reached; new connections wait until one closes");
+            cap_logged = true;
+        } else if permits.available_permits() > max_connections / 2 {
+            cap_logged = false;
+        }
+        let _ = stream.set_nodelay(true);
+        let service = connection_service(router.clone(), peer);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("shutdown drain timed out; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+fn connection_service(
+    router: Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    })
+}
+
+/// Completes on SIGTERM or Ctrl-C: containers stop their processes with
+/// SIGTERM, people with Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received; draining");
+}

@@ -1,0 +1,74 @@
+//! The platform's token cache: the same token for the same identity and
+//! resource until shortly before it expires.
+//!
+//! App Service and Container Apps document that the back end caches tokens
+//! per resource; miemu mirrors that (switchable) so client-side caching bugs
+//! can be reproduced. A std `Mutex` is enough: the critical section is a hash
+//! lookup and never spans an `.await`. The map is bounded so a client cycling
+//! through endless resources cannot grow it without limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use uuid::Uuid;
+
+use super::MintedToken;
+
+/// Tokens stop being handed out this many seconds before they expire.
+pub const REFRESH_MARGIN_SECS: i64 = 300;
+
+/// Most entries kept; beyond this, expired ones are dropped, then all.
+const MAX_ENTRIES: usize = 4096;
+
+/// Cached tokens by identity client id, then resource (nested so a lookup
+/// needs no allocation).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<Uuid, HashMap<String, Arc<MintedToken>>>>,
+}
+
+impl TokenCache {
+    /// A still-fresh token for this identity and resource.
+    pub fn get(&self, client_id: Uuid, resource: &str, now: i64) -> Option<Arc<MintedToken>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&client_id)?
+            .get(resource)
+            .filter(|t| now < t.claims.exp - REFRESH_MARGIN_SECS)
+            .cloned()
+    }
+
+    /// Remembers a token.
+    pub fn insert(&self, client_id: Uuid, resource: &str, token: Arc<MintedToken>, now: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = |e: &HashMap<Uuid, HashMap<String, _>>| e.values().map(HashMap::len).sum::<usize>();
+        if count(&entries) >= MAX_ENTRIES {
+            for tokens in entries.values_mut() {
+                tokens.retain(|_, t| now < t.claims.exp - REFRESH_MARGIN_SECS);
+            }
+            if count(&entries) >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries
+            .entry(client_id)
+            .or_default()
+            .insert(resource.to_owned(), token);
+    }
+
+    /// Forgets every token.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Forgets the tokens of one identity.
+    pub fn forget_identity(&self, client_id: Uuid) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&client_id);
+    }
+}
