@@ -1,7 +1,7 @@
 # miemu container image: a statically linked miemu in an otherwise empty image.
 #
 #   docker build -t miemu .                          # build stage + runtime stage
-#   docker build --build-arg RUST_VERSION=1.90 -t miemu .
+#   docker build --build-arg RUST_VERSION=1.88 -t miemu .
 #
 # Stage `build` compiles a fully static glibc binary (no musl target needed):
 # `-C target-feature=+crt-static` for the host's *-unknown-linux-gnu triple, with
@@ -21,7 +21,9 @@
 # and DIR/out/run/miemu are empty directories (scripts/container-test.sh does this).
 # podman/buildah needs `--format docker`: the OCI format drops HEALTHCHECK.
 
-ARG RUST_VERSION=1.88
+# Default: the toolchain the static recipe was verified with (Debian 12 host,
+# glibc 2.36, as in the bookworm image). The crate itself needs >= 1.88.
+ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src

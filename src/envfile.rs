@@ -25,7 +25,10 @@ pub fn variables(container: &Container, endpoint: &str) -> Vec<(&'static str, St
 
 /// dotenv text for a container.
 pub fn render(container: &Container, endpoint: &str) -> String {
-    let mut out = format!("# miemu: environment for container '{}' ({})\n", container.name, container.kind);
+    let mut out = format!(
+        "# miemu: environment for container '{}' ({})\n",
+        container.name, container.kind
+    );
     for (name, value) in variables(container, endpoint) {
         out.push_str(name);
         out.push('=');
@@ -39,7 +42,11 @@ pub fn render(container: &Container, endpoint: &str) -> String {
 /// Files are mode 0644 so containers running as other users can read them
 /// from a shared volume; the directory itself is what should be private.
 /// Returns the paths.
-pub fn write_all(dir: &Path, platform: &Platform, endpoint: &str) -> Result<Vec<PathBuf>, KeyError> {
+pub fn write_all(
+    dir: &Path,
+    platform: &Platform,
+    endpoint: &str,
+) -> Result<Vec<PathBuf>, KeyError> {
     std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
         action: "cannot create env directory",
         path: dir.to_owned(),

@@ -70,7 +70,10 @@ pub async fn run(
             },
         };
         if permits.available_permits() == 0 && !cap_logged {
-            tracing::warn!(limit = max_connections, "connection limit reached; new connections wait until one closes");
+            tracing::warn!(
+                limit = max_connections,
+                "connection limit reached; new connections wait until one closes"
+            );
             cap_logged = true;
         } else if permits.available_permits() > max_connections / 2 {
             cap_logged = false;

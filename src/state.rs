@@ -77,7 +77,11 @@ impl AppState {
     /// Replaces the snapshot (and with it every cached token, so no token
     /// minted under the old configuration is handed out under the new one).
     pub fn replace(&self, live: Live) {
-        let mut slot = self.inner.live.write().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         *slot = Arc::new(live);
     }
 

@@ -15,7 +15,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 /// Options of `miemu token`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("selector").args(["client_id", "object_id", "resource_id"])))]
-pub struct TokenArgs {
+pub(super) struct TokenArgs {
     /// The resource (audience), e.g. https://vault.azure.net.
     #[arg(long)]
     resource: String,
@@ -62,7 +62,8 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| lookup("IDENTITY_ENDPOINT"))
         .context("no endpoint: set IDENTITY_ENDPOINT, or pass --endpoint or --env-file")?;
-    let secret = lookup("IDENTITY_HEADER").context("no secret: set IDENTITY_HEADER or pass --env-file")?;
+    let secret =
+        lookup("IDENTITY_HEADER").context("no secret: set IDENTITY_HEADER or pass --env-file")?;
 
     let mut url = format!(
         "{endpoint}?api-version=2019-08-01&resource={}",
@@ -74,16 +75,26 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
         ("mi_res_id", &args.resource_id),
     ] {
         if let Some(v) = value {
-            url.push_str(&format!("&{name}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)));
+            url.push_str(&format!(
+                "&{name}={}",
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            ));
         }
     }
-    let (status, body) = get(&url, &[("X-IDENTITY-HEADER", &secret)], Duration::from_secs(args.timeout))?;
+    let (status, body) = get(
+        &url,
+        &[("X-IDENTITY-HEADER", &secret)],
+        Duration::from_secs(args.timeout),
+    )?;
     let text = String::from_utf8_lossy(&body);
     if status == 200 {
         println!("{text}");
         if args.decode {
-            let parsed: serde_json::Value = serde_json::from_slice(&body).context("the response is not JSON")?;
-            let jwt = parsed["access_token"].as_str().context("the response has no access_token")?;
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&body).context("the response is not JSON")?;
+            let jwt = parsed["access_token"]
+                .as_str()
+                .context("the response has no access_token")?;
             super::decode::print(jwt)?;
         }
         if args.expect_refusal {
@@ -95,7 +106,13 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| if text.is_empty() { "(empty body)".to_owned() } else { text.into_owned() });
+        .unwrap_or_else(|| {
+            if text.is_empty() {
+                "(empty body)".to_owned()
+            } else {
+                text.into_owned()
+            }
+        });
     if args.expect_refusal {
         println!("refused as expected: HTTP {status}: {message}");
         Ok(ExitCode::SUCCESS)
@@ -116,7 +133,8 @@ pub(super) fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn read_env_file(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .map(str::trim)
@@ -147,18 +165,29 @@ fn get(url: &str, headers: &[(&str, &str)], timeout: Duration) -> anyhow::Result
             let stream = tokio::net::TcpStream::connect(authority)
                 .await
                 .with_context(|| format!("connecting to {authority}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .context("HTTP handshake")?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .context("HTTP handshake")?;
             tokio::spawn(conn);
             let mut req = hyper::Request::get(path).header("host", authority);
             for (name, value) in headers {
                 req = req.header(*name, *value);
             }
-            let req = req.body(Empty::<Bytes>::new()).context("building the request")?;
-            let resp = sender.send_request(req).await.context("sending the request")?;
+            let req = req
+                .body(Empty::<Bytes>::new())
+                .context("building the request")?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .context("sending the request")?;
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.context("reading the response")?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .context("reading the response")?
+                .to_bytes();
             anyhow::Ok((status, body))
         };
         tokio::time::timeout(timeout, work)

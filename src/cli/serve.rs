@@ -62,12 +62,29 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 /// the exact environment each container needs. Secrets appear here only
 /// when no env directory was given (the user has no other way to learn
 /// them); they never go to the log.
-fn summary(config: &Config, key: &SigningKey, origin: KeyOrigin, public_url: &str, env_dir: bool) -> String {
+fn summary(
+    config: &Config,
+    key: &SigningKey,
+    origin: KeyOrigin,
+    public_url: &str,
+    env_dir: bool,
+) -> String {
     let p = &config.platform;
     let mut s = String::new();
-    let _ = writeln!(s, "miemu {} listening on {public_url}", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(s, "  token endpoint  {public_url}/msi/token (api-version 2019-08-01)");
-    let _ = writeln!(s, "  discovery       {public_url}/{}/.well-known/openid-configuration", p.tenant_id);
+    let _ = writeln!(
+        s,
+        "miemu {} listening on {public_url}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        s,
+        "  token endpoint  {public_url}/msi/token (api-version 2019-08-01)"
+    );
+    let _ = writeln!(
+        s,
+        "  discovery       {public_url}/{}/.well-known/openid-configuration",
+        p.tenant_id
+    );
     let _ = writeln!(s, "  tenant          {}", p.tenant_id);
     let _ = writeln!(s, "  issuer          {}", config.tokens.issuer);
     let _ = writeln!(s, "  app             {}", p.app.resource_id());
@@ -75,7 +92,12 @@ fn summary(config: &Config, key: &SigningKey, origin: KeyOrigin, public_url: &st
         KeyOrigin::Loaded => "loaded from",
         KeyOrigin::Created => "created in",
     };
-    let _ = writeln!(s, "  signing key     kid {} ({how} {})", key.kid(), config.server.key_dir.display());
+    let _ = writeln!(
+        s,
+        "  signing key     kid {} ({how} {})",
+        key.kid(),
+        config.server.key_dir.display()
+    );
     let _ = writeln!(s, "identities:");
     for i in p.identities.iter() {
         let _ = writeln!(
@@ -86,7 +108,9 @@ fn summary(config: &Config, key: &SigningKey, origin: KeyOrigin, public_url: &st
                 crate::identity::IdentityKind::System => "system",
                 crate::identity::IdentityKind::User => "user",
             },
-            i.client_id, i.principal_id, i.lifecycle
+            i.client_id,
+            i.principal_id,
+            i.lifecycle
         );
     }
     let _ = writeln!(s, "containers:");
@@ -94,7 +118,11 @@ fn summary(config: &Config, key: &SigningKey, origin: KeyOrigin, public_url: &st
         let _ = writeln!(s, "  {} ({})", c.name, c.kind);
         match (&config.server.env_dir, env_dir) {
             (Some(dir), true) => {
-                let _ = writeln!(s, "    env file {}", dir.join(format!("{}.env", c.name)).display());
+                let _ = writeln!(
+                    s,
+                    "    env file {}",
+                    dir.join(format!("{}.env", c.name)).display()
+                );
             }
             _ => {
                 for (name, value) in envfile::variables(c, &format!("{public_url}/msi/token")) {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::Format;
-use crate::config::raw::{RawApp, RawContainer, RawServer, RawSystemIdentity, RawTokens, RawUserIdentity};
+use crate::config::raw::{
+    RawApp, RawContainer, RawServer, RawSystemIdentity, RawTokens, RawUserIdentity,
+};
 use crate::config::{self, Config, RawConfig};
 use crate::identity::IdentityKind;
 
@@ -40,7 +42,7 @@ pub(super) fn check(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// The effective configuration as JSON, secrets redacted.
-pub fn as_json(c: &Config) -> serde_json::Value {
+fn as_json(c: &Config) -> serde_json::Value {
     let p = &c.platform;
     json!({
         "tenant_id": p.tenant_id,

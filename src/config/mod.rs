@@ -162,7 +162,10 @@ fn list(problems: &[Problem]) -> String {
 /// Reads a configuration file, or the built-in default when `path` is `None`.
 pub fn load(path: Option<&Path>) -> Result<(RawConfig, String), ConfigError> {
     match path {
-        None => Ok((parse_str(DEFAULT_CONFIG, "built-in default")?, "built-in default".to_owned())),
+        None => Ok((
+            parse_str(DEFAULT_CONFIG, "built-in default")?,
+            "built-in default".to_owned(),
+        )),
         Some(path) => {
             let origin = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -310,7 +313,10 @@ impl Validator {
 
     fn unique_ids(&mut self, path: &str, client_id: Uuid, principal_id: Uuid) {
         if !self.client_ids.insert(client_id) {
-            self.problem(format!("{path}.client_id"), format!("{client_id} is used twice"));
+            self.problem(
+                format!("{path}.client_id"),
+                format!("{client_id} is used twice"),
+            );
         }
         if !self.principal_ids.insert(principal_id) {
             self.problem(
@@ -326,15 +332,23 @@ impl Validator {
             self.problem("tenant_id", "is required");
         }
         let app = self.app(raw);
-        let (tenant, app) = (tenant?, app?);
-        let registry = self.identities(raw, tenant, &app);
+        // Go on with stand-ins when the tenant or app is wrong, so problems
+        // further down are reported in the same pass.
+        let tenant_or_nil = tenant.unwrap_or_default();
+        let app_or_stand_in = app.clone().unwrap_or_else(|| App {
+            subscription_id: Uuid::nil(),
+            resource_group: "invalid".to_owned(),
+            name: "invalid".to_owned(),
+            kind: AppKind::ContainerApp,
+        });
+        let registry = self.identities(raw, tenant_or_nil, &app_or_stand_in);
         let containers = self.containers(raw);
         let server = self.server(raw);
-        let tokens = self.tokens(raw, tenant);
+        let tokens = self.tokens(raw, tenant_or_nil);
         Some(Config {
             platform: Platform {
-                tenant_id: tenant,
-                app,
+                tenant_id: tenant?,
+                app: app?,
                 identities: registry,
                 containers,
             },
@@ -348,12 +362,19 @@ impl Validator {
         if raw.app.subscription_id.is_none() {
             self.problem("app.subscription_id", "is required");
         }
-        let rg = self.name("app.resource_group", raw.app.resource_group.as_deref(), true);
+        let rg = self.name(
+            "app.resource_group",
+            raw.app.resource_group.as_deref(),
+            true,
+        );
         let name = self.name("app.name", raw.app.name.as_deref(), true);
         let kind = match raw.app.kind.as_deref() {
             None => Some(AppKind::ContainerApp),
             Some(k) => AppKind::parse(k).or_else(|| {
-                self.problem("app.kind", format!("{k:?} is not one of containerapp, webapp"));
+                self.problem(
+                    "app.kind",
+                    format!("{k:?} is not one of containerapp, webapp"),
+                );
                 None
             }),
         };
@@ -439,12 +460,17 @@ impl Validator {
             let kind = match c.kind.as_deref() {
                 None => Some(ContainerKind::Main),
                 Some(k) => ContainerKind::parse(k).or_else(|| {
-                    self.problem(format!("{path}.kind"), format!("{k:?} is not one of main, init"));
+                    self.problem(
+                        format!("{path}.kind"),
+                        format!("{k:?} is not one of main, init"),
+                    );
                     None
                 }),
             };
             let secret = match c.secret.as_deref() {
-                Some(s) if s.len() < 8 || s.len() > 256 || s.chars().any(|c| !c.is_ascii_graphic()) => {
+                Some(s)
+                    if s.len() < 8 || s.len() > 256 || s.chars().any(|c| !c.is_ascii_graphic()) =>
+                {
                     self.problem(
                         format!("{path}.secret"),
                         "must be 8-256 printable ASCII characters without spaces",

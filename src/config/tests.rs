@@ -10,11 +10,21 @@ fn the_built_in_default_is_valid_and_has_the_promised_shape() {
     let p = &c.platform;
     assert!(p.identities.system().is_some());
     assert_eq!(p.identities.users().len(), 2);
-    let kinds: Vec<_> = p.containers.iter().map(|c| (c.name.as_str(), c.kind)).collect();
-    assert_eq!(kinds, [("app", ContainerKind::Main), ("init", ContainerKind::Init)]);
+    let kinds: Vec<_> = p
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("app", ContainerKind::Main), ("init", ContainerKind::Init)]
+    );
     assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(c.tokens.lifetime_secs, DEFAULT_LIFETIME_SECS);
-    assert_eq!(c.tokens.issuer, format!("https://sts.windows.net/{}/", p.tenant_id));
+    assert_eq!(
+        c.tokens.issuer,
+        format!("https://sts.windows.net/{}/", p.tenant_id)
+    );
     assert!(c.tokens.cache);
 }
 
@@ -52,13 +62,16 @@ fn user_identity_resource_ids_use_the_arm_shape() {
 
 #[test]
 fn every_unknown_key_is_reported_at_once() {
-    let text = format!("{DEFAULT_CONFIG}\nfoo = 1\n[tokens]\nlifetime = 5\n");
+    let text = format!(
+        "foo = 1\n{DEFAULT_CONFIG}\n[[containers]]\nname = \"x\"\nimage = \"y\"\n[tokens]\nlifetime = 5\n"
+    );
     let err = parse_str(&text, "f.toml").unwrap_err();
     let ConfigError::Invalid { problems, .. } = err else {
         panic!("expected Invalid, got {err}");
     };
-    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["foo", "tokens.lifetime"]);
+    let mut paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["containers.2.image", "foo", "tokens.lifetime"]);
 }
 
 #[test]
@@ -134,7 +147,8 @@ name = "c"
 secret = "same-secret-123"
 "#;
     let raw = parse_str(text, "f.toml").unwrap();
-    let ConfigError::Invalid { problems, .. } = Config::from_raw(&raw, "f.toml").unwrap_err() else {
+    let ConfigError::Invalid { problems, .. } = Config::from_raw(&raw, "f.toml").unwrap_err()
+    else {
         panic!("expected Invalid");
     };
     let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
@@ -168,7 +182,8 @@ fn overrides_win_over_the_file() {
 #[test]
 fn the_shipped_fixtures_are_valid() {
     for name in ["default", "minimal", "multi-identity", "webapp"] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/config/{name}.toml"));
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/config/{name}.toml"));
         let (raw, origin) = load(Some(&path)).unwrap();
         Config::from_raw(&raw, &origin).unwrap();
     }

@@ -123,13 +123,19 @@ mod tests {
     #[test]
     fn no_selector_resolves_the_system_identity() {
         let r = registry(true);
-        assert_eq!(r.resolve(&Selector::System).map(|i| i.name.as_str()), Ok("system"));
+        assert_eq!(
+            r.resolve(&Selector::System).map(|i| i.name.as_str()),
+            Ok("system")
+        );
     }
 
     #[test]
     fn no_selector_without_system_identity_is_an_error() {
         let r = registry(false);
-        assert_eq!(r.resolve(&Selector::System), Err(LookupError::NoSystemIdentity));
+        assert_eq!(
+            r.resolve(&Selector::System),
+            Err(LookupError::NoSystemIdentity)
+        );
     }
 
     #[test]
@@ -147,7 +153,8 @@ mod tests {
         let r = registry(true);
         let v = Uuid::from_u128(3 + 1000).to_string();
         assert_eq!(
-            r.resolve(&Selector::PrincipalId(v)).map(|i| i.name.as_str()),
+            r.resolve(&Selector::PrincipalId(v))
+                .map(|i| i.name.as_str()),
             Ok("writer")
         );
     }
@@ -157,7 +164,8 @@ mod tests {
         let r = registry(true);
         let v = "/SUBSCRIPTIONS/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/WRITER";
         assert_eq!(
-            r.resolve(&Selector::ResourceId(v.to_owned())).map(|i| i.name.as_str()),
+            r.resolve(&Selector::ResourceId(v.to_owned()))
+                .map(|i| i.name.as_str()),
             Ok("writer")
         );
     }

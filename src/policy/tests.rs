@@ -51,7 +51,12 @@ fn decide(caller: &Container, registry: &Registry, selector: &Selector) -> Outco
     }
 }
 
-const LIFECYCLES: [Lifecycle; 4] = [Lifecycle::Main, Lifecycle::Init, Lifecycle::All, Lifecycle::None];
+const LIFECYCLES: [Lifecycle; 4] = [
+    Lifecycle::Main,
+    Lifecycle::Init,
+    Lifecycle::All,
+    Lifecycle::None,
+];
 
 #[test]
 fn every_kind_lifecycle_and_selector_gets_the_documented_outcome() {
@@ -62,12 +67,22 @@ fn every_kind_lifecycle_and_selector_gets_the_documented_outcome() {
                 let user = identity(IdentityKind::User, user_lc);
                 let registry = Registry::new(Some(system.clone()), vec![user.clone()]);
                 let caller = container(kind);
-                let init_open = system_lc.allows(ContainerKind::Init) || user_lc.allows(ContainerKind::Init);
+                let init_open =
+                    system_lc.allows(ContainerKind::Init) || user_lc.allows(ContainerKind::Init);
                 let selectors = [
                     (Selector::System, Some(system_lc)),
-                    (Selector::ClientId(user.client_id.to_string()), Some(user_lc)),
-                    (Selector::PrincipalId(user.principal_id.to_string()), Some(user_lc)),
-                    (Selector::ResourceId(user.resource_id.to_uppercase()), Some(user_lc)),
+                    (
+                        Selector::ClientId(user.client_id.to_string()),
+                        Some(user_lc),
+                    ),
+                    (
+                        Selector::PrincipalId(user.principal_id.to_string()),
+                        Some(user_lc),
+                    ),
+                    (
+                        Selector::ResourceId(user.resource_id.to_uppercase()),
+                        Some(user_lc),
+                    ),
                     (Selector::ClientId(Uuid::from_u128(999).to_string()), None),
                 ];
                 for (selector, target) in selectors {
@@ -92,7 +107,10 @@ fn every_kind_lifecycle_and_selector_gets_the_documented_outcome() {
 
 #[test]
 fn init_container_refusal_names_the_container() {
-    let registry = Registry::new(Some(identity(IdentityKind::System, Lifecycle::Main)), vec![]);
+    let registry = Registry::new(
+        Some(identity(IdentityKind::System, Lifecycle::Main)),
+        vec![],
+    );
     let refusal = check_caller(&container(ContainerKind::Init), &registry).unwrap_err();
     assert_eq!(refusal.reason, RefusalReason::InitContainer);
     assert_eq!(refusal.container, "init-container");

@@ -38,8 +38,7 @@ pub const API_VERSION: &str = "2019-08-01";
 pub const SECRET_HEADER: &str = "x-identity-header";
 
 /// The platform's text for an unknown or unavailable identity.
-pub const NOT_FOUND_MESSAGE: &str =
-    "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.";
+pub const NOT_FOUND_MESSAGE: &str = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.";
 
 /// Routes of this protocol: the path Container Apps uses, with and without a
 /// trailing slash, and the upper-case spelling App Service uses.
@@ -170,7 +169,12 @@ async fn get_token(
                 token_type: "Bearer",
                 client_id: token.claims.appid.clone(),
             };
-            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+            (
+                StatusCode::OK,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(body),
+            )
+                .into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -228,21 +232,27 @@ fn issue(
     let selector = selector(&params)?;
     facts.selector = Some(selector.to_string());
 
-    let identity = platform.identities.resolve(&selector).map_err(|e| match e {
-        LookupError::NoSystemIdentity | LookupError::NotFound(_) => {
-            AppServiceError::IdentityNotFound
-        }
-    })?;
+    let identity = platform
+        .identities
+        .resolve(&selector)
+        .map_err(|e| match e {
+            LookupError::NoSystemIdentity | LookupError::NotFound(_) => {
+                AppServiceError::IdentityNotFound
+            }
+        })?;
     facts.identity = Some(identity.name.clone());
     let admitted = policy::admit(caller, identity).map_err(refused)?;
 
     let now = state.now();
-    if live.tokens.cache {
-        if let Some(token) = live.cache.get(identity.client_id, resource.as_str(), now) {
-            facts.uti = Some(token.claims.uti.clone());
-            facts.cached = true;
-            return Ok(token);
-        }
+    let cached = live
+        .tokens
+        .cache
+        .then(|| live.cache.get(identity.client_id, resource.as_str(), now))
+        .flatten();
+    if let Some(token) = cached {
+        facts.uti = Some(token.claims.uti.clone());
+        facts.cached = true;
+        return Ok(token);
     }
     let input = MintInput {
         tenant_id: platform.tenant_id,
@@ -259,7 +269,8 @@ fn issue(
     })?;
     let token = Arc::new(token);
     if live.tokens.cache {
-        live.cache.insert(identity.client_id, resource.as_str(), token.clone(), now);
+        live.cache
+            .insert(identity.client_id, resource.as_str(), token.clone(), now);
     }
     facts.uti = Some(token.claims.uti.clone());
     Ok(token)

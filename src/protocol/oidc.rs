@@ -21,8 +21,14 @@ use crate::state::AppState;
 /// Routes of the discovery endpoints.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/{tenant}/.well-known/openid-configuration", get(get_configuration))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(get_configuration))
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(get_configuration),
+        )
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(get_configuration),
+        )
         .route("/{tenant}/discovery/keys", get(get_keys))
         .route("/{tenant}/discovery/v2.0/keys", get(get_keys))
 }

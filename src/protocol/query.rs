@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn percent_and_plus_encodings_are_decoded() {
         let p = Params::parse(Some("resource=https%3A%2F%2Fvault.azure.net&a=b+c")).unwrap();
-        assert_eq!(p.single("resource").unwrap(), Some("https://vault.azure.net"));
+        assert_eq!(
+            p.single("resource").unwrap(),
+            Some("https://vault.azure.net")
+        );
         assert_eq!(p.single("a").unwrap(), Some("b c"));
     }
 
@@ -106,7 +109,10 @@ mod tests {
 
     #[test]
     fn undecodable_bytes_are_refused() {
-        assert!(matches!(Params::parse(Some("resource=%FF%FE")), Err(QueryError::NotUtf8(_))));
+        assert!(matches!(
+            Params::parse(Some("resource=%FF%FE")),
+            Err(QueryError::NotUtf8(_))
+        ));
     }
 
     #[test]

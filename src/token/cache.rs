@@ -41,7 +41,8 @@ impl TokenCache {
     /// Remembers a token.
     pub fn insert(&self, client_id: Uuid, resource: &str, token: Arc<MintedToken>, now: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = |e: &HashMap<Uuid, HashMap<String, _>>| e.values().map(HashMap::len).sum::<usize>();
+        let count =
+            |e: &HashMap<Uuid, HashMap<String, _>>| e.values().map(HashMap::len).sum::<usize>();
         if count(&entries) >= MAX_ENTRIES {
             for tokens in entries.values_mut() {
                 tokens.retain(|_, t| now < t.claims.exp - REFRESH_MARGIN_SECS);

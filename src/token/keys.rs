@@ -120,10 +120,11 @@ impl SigningKey {
         };
         match key_pem {
             Some(pem) => {
-                let pkcs8 = decode_pem(&pem, "PRIVATE KEY").map_err(|reason| KeyError::Corrupt {
-                    path: key_path.clone(),
-                    reason,
-                })?;
+                let pkcs8 =
+                    decode_pem(&pem, "PRIVATE KEY").map_err(|reason| KeyError::Corrupt {
+                        path: key_path.clone(),
+                        reason,
+                    })?;
                 let pair = KeyPair::from_pkcs8(&pkcs8).map_err(|e| KeyError::Corrupt {
                     path: key_path.clone(),
                     reason: format!("not an RSA PKCS#8 key: {e}"),
@@ -144,7 +145,11 @@ impl SigningKey {
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         let der = self_signed_cert(&pem, now)?;
-                        write_atomically(&cert_path, encode_pem("CERTIFICATE", &der).as_bytes(), 0o644)?;
+                        write_atomically(
+                            &cert_path,
+                            encode_pem("CERTIFICATE", &der).as_bytes(),
+                            0o644,
+                        )?;
                         der
                     }
                     Err(source) => {
@@ -166,7 +171,11 @@ impl SigningKey {
                 let (key, key_pem, cert_der) = Self::generate_parts(now)?;
                 // The certificate goes first: a crash between the two writes
                 // leaves no key, so the next start simply generates again.
-                write_atomically(&cert_path, encode_pem("CERTIFICATE", &cert_der).as_bytes(), 0o644)?;
+                write_atomically(
+                    &cert_path,
+                    encode_pem("CERTIFICATE", &cert_der).as_bytes(),
+                    0o644,
+                )?;
                 write_atomically(&key_path, key_pem.as_bytes(), 0o600)?;
                 Ok((key, KeyOrigin::Created))
             }
@@ -247,7 +256,12 @@ impl SigningKey {
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut sig = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                msg,
+                &mut sig,
+            )
             .map_err(|_| KeyError::Crypto("RSA signing failed"))?;
         Ok(sig)
     }
@@ -351,7 +365,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (first, origin) = SigningKey::load_or_create(dir.path(), NOW).unwrap();
         assert_eq!(origin, KeyOrigin::Created);
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (second, origin) = SigningKey::load_or_create(dir.path(), NOW + 100).unwrap();
         assert_eq!(origin, KeyOrigin::Loaded);
@@ -365,7 +382,10 @@ mod tests {
         fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
         let err = SigningKey::load_or_create(dir.path(), NOW).unwrap_err();
         assert!(matches!(err, KeyError::Corrupt { .. }), "{err}");
-        assert_eq!(fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), "garbage");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
+            "garbage"
+        );
     }
 
     #[test]

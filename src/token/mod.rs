@@ -20,7 +20,7 @@ use crate::policy::Admitted;
 pub use cache::{REFRESH_MARGIN_SECS, TokenCache};
 pub use claims::Claims;
 pub use keys::{Jwk, KeyError, KeyOrigin, SigningKey};
-pub use resource::{Resource, ResourceError};
+pub use resource::{MAX_LEN as MAX_RESOURCE_LEN, Resource, ResourceError};
 
 /// Why a token could not be minted.
 #[derive(Debug, Error)]

@@ -110,9 +110,22 @@ mod tests {
     fn bad_resources_are_refused_with_a_reason() {
         assert_eq!(Resource::parse(""), Err(ResourceError::Empty));
         assert_eq!(Resource::parse("/.default"), Err(ResourceError::Empty));
-        assert_eq!(Resource::parse(&"h".repeat(MAX_LEN + 1)), Err(ResourceError::TooLong));
-        for v in ["vault", "https://vault azure", "1abc:x", ":x", "https:", "a\u{0}b:c"] {
-            assert!(matches!(Resource::parse(v), Err(ResourceError::Malformed(_))), "{v}");
+        assert_eq!(
+            Resource::parse(&"h".repeat(MAX_LEN + 1)),
+            Err(ResourceError::TooLong)
+        );
+        for v in [
+            "vault",
+            "https://vault azure",
+            "1abc:x",
+            ":x",
+            "https:",
+            "a\u{0}b:c",
+        ] {
+            assert!(
+                matches!(Resource::parse(v), Err(ResourceError::Malformed(_))),
+                "{v}"
+            );
         }
     }
 }

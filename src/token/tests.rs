@@ -45,11 +45,17 @@ fn system_identity_claims_point_at_the_app_and_omit_xms_az_rid() {
     assert_eq!(c.xms_mirid, app.resource_id());
     assert_eq!(c.xms_az_rid, None);
     assert_eq!(c.aud, "https://vault.azure.net");
-    assert_eq!((c.iat, c.nbf, c.exp), (1_700_000_000, 1_700_000_000, 1_700_086_700));
+    assert_eq!(
+        (c.iat, c.nbf, c.exp),
+        (1_700_000_000, 1_700_000_000, 1_700_086_700)
+    );
     assert_eq!(c.appid, Uuid::from_u128(1).to_string());
     assert_eq!(c.oid, c.sub);
     assert_eq!(c.idp, c.iss);
-    assert_eq!((c.appidacr.as_str(), c.idtyp.as_str(), c.ver.as_str()), ("2", "app", "1.0"));
+    assert_eq!(
+        (c.appidacr.as_str(), c.idtyp.as_str(), c.ver.as_str()),
+        ("2", "app", "1.0")
+    );
 }
 
 #[test]
@@ -76,7 +82,12 @@ fn minted_tokens_verify_with_the_published_key() {
     let key = SigningKey::generate(1_700_000_000).unwrap();
     let (app, id) = (app(), identity(IdentityKind::User));
     let resource = Resource::parse("https://storage.azure.com").unwrap();
-    let token = mint(&dangerously_admit_without_caller(), &key, &input(&app, &id, &resource)).unwrap();
+    let token = mint(
+        &dangerously_admit_without_caller(),
+        &key,
+        &input(&app, &id, &resource),
+    )
+    .unwrap();
 
     let header = jsonwebtoken::decode_header(&token.jwt).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
@@ -93,6 +104,7 @@ fn minted_tokens_verify_with_the_published_key() {
     assert_eq!(decoded.claims, token.claims);
 
     let other = SigningKey::generate(1_700_000_000).unwrap();
-    let wrong = jsonwebtoken::DecodingKey::from_rsa_components(&other.jwk().n, &other.jwk().e).unwrap();
+    let wrong =
+        jsonwebtoken::DecodingKey::from_rsa_components(&other.jwk().n, &other.jwk().e).unwrap();
     assert!(jsonwebtoken::decode::<Claims>(&token.jwt, &wrong, &validation).is_err());
 }

@@ -8,12 +8,21 @@ unchanged file.
 from __future__ import annotations
 
 FLOW_ORDER = ["wrong header", "unknown client id", "identity not open to the caller",
-              "init container"]
+              "init container, identity open to main only",
+              "init container, no identity open to init"]
 LIBRARY_ORDER = ["azure-identity", "msal", "azure-storage-blob", "@azure/identity",
                  "@azure/msal-node", "azure_identity"]
 LANGUAGE = {"azure-identity": "Python", "msal": "Python", "azure-storage-blob": "Python",
             "@azure/identity": "JavaScript", "@azure/msal-node": "JavaScript",
             "azure_identity": "Rust"}
+
+
+DAC_SUFFIX = " [DefaultAzureCredential]"
+
+
+def _flow_key(flow: str) -> tuple[int, str]:
+    base = flow.removesuffix(DAC_SUFFIX)
+    return (FLOW_ORDER.index(base) if base in FLOW_ORDER else len(FLOW_ORDER), flow)
 
 
 def _order(library: str) -> int:
@@ -29,10 +38,12 @@ def render(results) -> str:
         "Official client libraries driven against a real miemu process by the SDK conformance",
         "suite (`tests/sdk`). Every token is verified against miemu's JWKS, found through its",
         "OIDC discovery, in the client's own language, and its `aud`, `iss`, `tid`, `oid`,",
-        "`appid` and `xms_mirid` are checked. Failure flows must raise, return no token and",
-        f"fail within seconds ({', '.join(FLOW_ORDER)}).",
+        "`appid` and `xms_mirid` are checked. In each failure flow the library must raise,",
+        "return no token and fail within seconds:",
         "",
-        "| Library | Language | Version | Flows verified | Failure flows raising promptly |",
+        *[f"{n}. {flow}" for n, flow in enumerate(FLOW_ORDER, 1)],
+        "",
+        "| Library | Language | Version | Flows verified | Failure flows that raise promptly |",
         "| --- | --- | --- | --- | --- |",
     ]
     for library in libraries:
@@ -43,7 +54,11 @@ def render(results) -> str:
             grouped.setdefault(api, []).append(selector)
         flows = [f"{api} ({', '.join(sel)})" if any(sel) else api for api, sel in grouped.items()]
         failures = results.failures.get((library, version), {})
-        failed = [f for f in FLOW_ORDER if f in failures]
+        failed = [str(n) for n, f in enumerate(FLOW_ORDER, 1) if f in failures]
+        if len(failed) == len(FLOW_ORDER):
+            failed = [f"all ({'-'.join(failed[::len(failed) - 1])})"]
+        if any(f.endswith(DAC_SUFFIX) for f in failures):
+            failed.append("also through DefaultAzureCredential")
         lines.append(
             f"| `{library}` | {LANGUAGE.get(library, '?')} | {version} | "
             f"{'; '.join(flows) or '—'} | {', '.join(failed) or 'n/a'} |"
@@ -52,10 +67,9 @@ def render(results) -> str:
               "GUIDs and ports replaced by `<guid>` and `<port>`.", ""]
     for library in libraries:
         failures = results.failures.get((library, results.versions[library]), {})
-        for flow in FLOW_ORDER:
-            if flow in failures:
-                text = failures[flow].replace("|", "\\|")
-                lines.append(f"- `{library}`, {flow}: {text}")
+        for flow in sorted(failures, key=_flow_key):
+            text = failures[flow].replace("|", "\\|")
+            lines.append(f"- `{library}`, {flow}: {text}")
     if results.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
     return "\n".join(lines) + "\n"

@@ -16,8 +16,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,6 +44,12 @@ RUST_PACKAGES = ("azure_identity", "azure_core", "jsonwebtoken")
 CLIENT_TIMEOUT = 60
 STARTUP_TIMEOUT = 30
 STOP_TIMEOUT = 10
+
+
+# The harness itself talks to miemu and Azurite on loopback only: never through a proxy
+# that the calling environment may have configured.
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "127.0.0.1", "localhost"]))
 
 
 def miemu_bin() -> Path:
@@ -189,6 +195,8 @@ class Miemu:
     def identity(self, name: str | None = None, kind: str | None = None) -> dict:
         found = [i for i in self.config["identities"]
                  if (name is None or i["name"] == name) and (kind is None or i["kind"] == kind)]
+        if kind == "user" and name is None:
+            found = found[:1]  # "any user-assigned identity": the first one listed
         if len(found) != 1:
             fail(f"`miemu config` lists {len(found)} identities with name={name} kind={kind}: "
                  f"{self.config['identities']}")
@@ -264,12 +272,13 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def miemu(tools, tmp_path_factory, blocking_env, home) -> Miemu:
     workdir = tmp_path_factory.mktemp("miemu")
+    config_file = workdir / "miemu-sdk.toml"
+    config_file.write_text(SUITE_CONFIG.read_text().format_map(
+        {"tenant_id": str(uuid.uuid4()), "subscription_id": str(uuid.uuid4())}))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **blocking_env}
-    m = start_miemu(workdir, SUITE_CONFIG, env)
+    m = start_miemu(workdir, config_file, env)
     yield m
-    code = stop_miemu(m)
-    if code != 0:
-        print(f"\nmiemu did not exit cleanly on SIGTERM (code {code}); log: {m.log}")
+    stop_miemu(m)
 
 
 # --------------------------------------------------------------------------- clients
@@ -302,21 +311,41 @@ def run_client(argv: list[str], env: dict[str, str], cwd: Path,
     return ClientRun(argv, json.loads(lines[-1]), wall, proc.returncode, proc.stderr)
 
 
-@pytest.fixture(scope="session")
-def client_env(miemu, blocking_env, home):
-    """Builds the clean environment of one client process."""
+def env_builder(m: Miemu, blocking_env: dict[str, str], home: Path):
+    """Returns build(container, scope, **overrides): the clean environment of one client."""
 
     def build(container: str = "app", scope: str = "https://management.azure.com/.default",
               **overrides: str) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-        env.update(miemu.env_files[container])
+        env.update(m.env_files[container])
         env.update(blocking_env)
         env["MIEMU_SCOPE"] = scope
-        env["MIEMU_DISCOVERY_URL"] = miemu.discovery_url
+        env["MIEMU_DISCOVERY_URL"] = m.discovery_url
         env.update(overrides)
         return env
 
     return build
+
+
+@pytest.fixture(scope="session")
+def client_env(miemu, blocking_env, home):
+    """Client environments for the suite's miemu (tests/sdk/miemu-sdk.toml)."""
+    return env_builder(miemu, blocking_env, home)
+
+
+@pytest.fixture(scope="session")
+def default_miemu(tools, tmp_path_factory, blocking_env, home) -> Miemu:
+    """A second miemu on the built-in default configuration (no --config)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **blocking_env}
+    m = start_miemu(tmp_path_factory.mktemp("miemu-default"), None, env)
+    yield m
+    stop_miemu(m)
+
+
+@pytest.fixture(scope="session")
+def default_client_env(default_miemu, blocking_env, home):
+    """Client environments for the default-configuration miemu."""
+    return env_builder(default_miemu, blocking_env, home)
 
 
 # --------------------------------------------------------------------------- results
@@ -340,6 +369,7 @@ class Results:
         self.successes: dict[tuple[str, str], list[str]] = {}
         self.failures: dict[tuple[str, str], dict[str, str]] = {}
         self.notes: list[str] = []
+        self.timings: list[str] = []  # printed only: they vary from run to run
         self.versions: dict[str, str] = {}
 
     def success(self, library: str, version: str, flow: str):
@@ -365,6 +395,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for (library, version), flows in sorted(RESULTS.failures.items()):
             for flow, text in sorted(flows.items()):
                 terminalreporter.write_line(f"{library} {version} / {flow}: {text}")
+    if RESULTS.timings:
+        terminalreporter.section("How fast each failure surfaced")
+        for line in sorted(RESULTS.timings):
+            terminalreporter.write_line(line)
     if RESULTS.notes:
         terminalreporter.section("SDK conformance notes")
         for note in RESULTS.notes:

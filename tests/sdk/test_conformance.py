@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -20,10 +21,9 @@ import jwt
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from conftest import (JS_DIR, PY_CLIENTS, RUST_BIN, RUST_DIR, VENV_PY, normalise,
-                      run_client)
+                      run_client, start_miemu, stop_miemu)
 
 MANAGEMENT = "https://management.azure.com/.default"
 VAULT = "https://vault.azure.net/.default"
@@ -88,12 +88,15 @@ class Case:
     identity: tuple[str, str | None]  # (kind, name) in `miemu config`
     scope: str = MANAGEMENT
     azure_client_id: bool = False  # DefaultAzureCredential reads AZURE_CLIENT_ID
+    container: str = "app"  # whose <container>.env the client gets
 
     @property
     def flow(self) -> str:
         if self.client.api == "DefaultAzureCredential":
-            return "AZURE_CLIENT_ID" if self.azure_client_id else "system"
-        return self.selector.replace("_", " ")
+            flow = "AZURE_CLIENT_ID" if self.azure_client_id else "system"
+        else:
+            flow = self.selector.replace("_", " ")
+        return flow if self.container == "app" else f"{flow} from the {self.container} container"
 
     @property
     def id(self) -> str:
@@ -124,6 +127,19 @@ SUCCESS_CASES = [
     Case(RUST_MI, "system", SYSTEM),
     Case(RUST_MI, "client_id", USER, scope=VAULT),
     Case(RUST_MI, "object_id", USER),
+    # lifecycle "all": open to the init container too.
+    Case(PY_MI, "client_id", USER_ALL, container="init"),
+    Case(JS_MSAL, "object_id", USER_ALL, container="init"),
+    Case(RUST_MI, "client_id", USER_ALL, container="init"),
+]
+
+# The built-in default configuration (no --config) works as shipped.
+ANY_USER = ("user", None)
+DEFAULT_CONFIG_CASES = [
+    Case(PY_MI, "system", SYSTEM),
+    Case(PY_MSAL, "resource_id", ANY_USER),
+    Case(JS_MI, "client_id", ANY_USER, scope=VAULT),
+    Case(RUST_MI, "object_id", ANY_USER),
 ]
 
 SELECTOR_FIELD = {"client_id": "client_id", "resource_id": "resource_id", "object_id": "principal_id"}
@@ -131,7 +147,7 @@ SELECTOR_FIELD = {"client_id": "client_id", "resource_id": "resource_id", "objec
 
 def identity_of(miemu, case: Case) -> dict:
     kind, name = case.identity
-    return miemu.identity(kind="system") if kind == "system" else miemu.identity(name=name)
+    return miemu.identity(kind="system") if kind == "system" else miemu.identity(name=name, kind="user")
 
 
 def audience(scope: str) -> str:
@@ -197,31 +213,54 @@ def check_token(miemu, case: Case, result: dict) -> dict:
     return claims
 
 
-@pytest.mark.parametrize("case", SUCCESS_CASES, ids=lambda c: c.id)
-def test_sdk_gets_a_verifiable_token(case: Case, miemu, client_env, tools, results):
-    ident = identity_of(miemu, case)
+def run_success_case(case: Case, m, build_env, tools) -> tuple[dict, str]:
+    ident = identity_of(m, case)
     selector_value = ident[SELECTOR_FIELD[case.selector]] if case.selector != "system" else None
     overrides = {"AZURE_CLIENT_ID": ident["client_id"]} if case.azure_client_id else {}
     run = run_client(case.client.argv(case.selector, selector_value),
-                     client_env(scope=case.scope, **overrides), case.client.cwd)
+                     build_env(container=case.container, scope=case.scope, **overrides),
+                     case.client.cwd)
     result = run.result
     assert result["ok"], f"{case.id}: {result}\nstderr: {run.stderr[-2000:]}"
     assert run.returncode == 0
-    check_token(miemu, case, result)
+    check_token(m, case, result)
     version = result.get("version") or tools[case.client.library]
     assert version == tools[case.client.library], "runtime version differs from the lock file"
+    return result, version
+
+
+@pytest.mark.parametrize("case", SUCCESS_CASES, ids=lambda c: c.id)
+def test_sdk_gets_a_verifiable_token(case: Case, miemu, client_env, tools, results):
+    _, version = run_success_case(case, miemu, client_env, tools)
     results.success(case.client.library, version, f"{case.client.api}: {case.flow}")
+
+
+@pytest.mark.parametrize("case", DEFAULT_CONFIG_CASES, ids=lambda c: c.id)
+def test_sdk_gets_a_verifiable_token_from_the_default_config(case: Case, default_miemu,
+                                                            default_client_env, tools):
+    run_success_case(case, default_miemu, default_client_env, tools)
 
 
 # --------------------------------------------------------------------------- failure flows
 
-FAILURE_CLIENTS = [PY_MI, PY_MSAL, JS_MI, JS_MSAL, RUST_MI]
-FAILURE_FLOWS = ["wrong header", "unknown client id", "identity not open to the caller",
-                 "init container"]
+FAILURE_CLIENTS = [PY_MI, PY_DAC, PY_MSAL, JS_MI, JS_DAC, JS_MSAL, RUST_MI]
+NOT_FOUND = ("No User Assigned or Delegated Managed Identity found for specified "
+             "ClientId/ResourceId/PrincipalId.")
+
+# flow -> (status, message or None for an empty body) that miemu answers with.
+# None of these statuses is retried by any SDK (protocol.md 5.2).
+FAILURE_FLOWS = {
+    "wrong header": (403, None),
+    "unknown client id": (400, NOT_FOUND),
+    "identity not open to the caller": (400, NOT_FOUND),
+    "init container, identity open to main only": (400, NOT_FOUND),
+    "init container, no identity open to init": (403, "init containers"),
+}
 
 
-def failure_setup(miemu, client_env, flow: str):
+def failure_setup(request, flow: str):
     """(selector, id, env) for one failure flow."""
+    miemu, client_env = request.getfixturevalue("miemu"), request.getfixturevalue("client_env")
     if flow == "wrong header":
         wrong = uuid.uuid4().hex
         return "system", None, client_env(IDENTITY_HEADER=wrong, MSI_SECRET=wrong)
@@ -229,35 +268,43 @@ def failure_setup(miemu, client_env, flow: str):
         return "client_id", str(uuid.uuid4()), client_env()
     if flow == "identity not open to the caller":
         return "client_id", miemu.identity(name="sdk-user-closed")["client_id"], client_env()
-    if flow == "init container":
+    if flow == "init container, identity open to main only":
         return "system", None, client_env(container="init")
+    if flow == "init container, no identity open to init":
+        return "system", None, request.getfixturevalue("default_client_env")(container="init")
     raise AssertionError(flow)
 
 
 @pytest.mark.parametrize("flow", FAILURE_FLOWS)
-def test_failure_flow_is_a_prompt_4xx_on_the_wire(flow, miemu, client_env):
-    """The endpoint answers each failure flow with a status no SDK retries."""
-    selector, ident, env = failure_setup(miemu, client_env, flow)
+def test_failure_flow_is_a_prompt_4xx_on_the_wire(flow, request):
+    """The endpoint answers each failure flow with the status and body real ACA uses."""
+    selector, ident, env = failure_setup(request, flow)
     params = {"resource": "https://management.azure.com", "api-version": "2019-08-01"}
     if ident:
         params["client_id"] = ident
     response = requests.get(env["IDENTITY_ENDPOINT"], params=params,
                             headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]}, timeout=5,
                             proxies={"http": None, "https": None})
-    assert response.status_code in (400, 403), (response.status_code, response.text)
-    assert "access_token" not in response.text
-    if flow == "wrong header":
-        assert (response.status_code, response.content) == (403, b"")
+    status, message = FAILURE_FLOWS[flow]
+    assert response.status_code == status, (response.status_code, response.text)
+    if message is None:
+        assert response.content == b""
     else:
         body = response.json()
-        assert body["statusCode"] == response.status_code and body["message"] and body["correlationId"]
+        assert response.headers["content-type"].startswith("application/json")
+        assert set(body) == {"statusCode", "message", "correlationId"}
+        assert body["statusCode"] == status and message in body["message"]
+        uuid.UUID(body["correlationId"])
 
 
 @pytest.mark.parametrize("flow", FAILURE_FLOWS)
 @pytest.mark.parametrize("client", FAILURE_CLIENTS, ids=lambda c: f"{c.lang}-{c.library}")
-def test_sdk_raises_promptly_and_returns_no_token(client: Client, flow: str, miemu, client_env,
-                                                  tools, results):
-    selector, ident, env = failure_setup(miemu, client_env, flow)
+def test_sdk_raises_promptly_and_returns_no_token(client: Client, flow: str, request, tools,
+                                                  results):
+    selector, ident, env = failure_setup(request, flow)
+    dac = client.api == "DefaultAzureCredential"
+    if dac and ident:
+        env["AZURE_CLIENT_ID"] = ident  # the only way to pick an identity through DAC
     run = run_client(client.argv(selector, ident), env, client.cwd, timeout=FAILURE_WALL * 3)
     result = run.result
     assert result["ok"] is False, f"{client.library} returned a token for '{flow}': {result}"
@@ -268,8 +315,31 @@ def test_sdk_raises_promptly_and_returns_no_token(client: Client, flow: str, mie
     assert result["elapsed"] <= FAILURE_WITHIN, f"library took {result['elapsed']}s to fail"
     assert run.wall <= FAILURE_WALL, f"client process took {run.wall}s"
     text = normalise(f"{result['error_type']}: {result['error']}")
+    if dac:
+        # The chain's aggregate message: keep its first line and the managed-identity part,
+        # which must be there (DAC tried miemu and failed for this flow's reason).
+        lines = result["error"].splitlines()
+        mi_lines = [line.strip() for line in lines if "ManagedIdentityCredential" in line]
+        assert mi_lines, f"DefaultAzureCredential never tried managed identity: {result['error']}"
+        text = normalise(f"{result['error_type']}: {lines[0]} ... {mi_lines[0]}")
+        flow = f"{flow} [DefaultAzureCredential]"
     results.failure(client.library, result.get("version") or tools[client.library], flow, text)
-    print(f"{client.library} / {flow}: {text}")
+    results.timings.append(f"{client.library} / {flow}: raised after {result['elapsed']:.3f}s "
+                           f"(process {run.wall:.1f}s)")
+
+
+def test_rust_crate_refuses_resource_ids_for_app_service(client_env, tools, results):
+    """azure_identity 1.0 rejects a user-assigned resource id for App Service at construction
+    (upstream issue Azure/azure-sdk-for-rust#2407), so the Rust matrix has no resource-id case.
+    When this starts failing, the crate supports it: add it to SUCCESS_CASES."""
+    run = run_client(RUST_MI.argv("resource_id", "/subscriptions/x/resourcegroups/y/providers/"
+                                  "Microsoft.ManagedIdentity/userAssignedIdentities/z"),
+                     client_env(), RUST_MI.cwd)
+    assert (run.result["ok"], run.result["stage"]) == (False, "construct"), run.result
+    assert "resource IDs aren't supported for App Service" in run.result["error"]
+    results.notes.append(f"`azure_identity` {tools['azure_identity']} (Rust) refuses a user-assigned "
+                         "resource id for App Service when the credential is built "
+                         "(Azure/azure-sdk-for-rust#2407), so it has no resource-id flow here.")
 
 
 # --------------------------------------------------------------------------- loopback guard
@@ -288,3 +358,13 @@ def test_a_client_that_leaves_loopback_fails_loudly(client_env):
     assert run.result == {"ok": False, "error": "proxy refused"}
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(env["HTTP_PROXY"].rsplit(":", 1)[1])), timeout=2)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_miemu_stops_cleanly_on_sigterm(tools, tmp_path, blocking_env, home):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **blocking_env}
+    m = start_miemu(tmp_path, None, env)
+    assert requests.get(m.discovery_url, timeout=5).status_code == 200
+    assert stop_miemu(m) == 0, m.log_tail()

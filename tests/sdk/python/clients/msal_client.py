@@ -9,6 +9,7 @@ such a result counts as a failure (stage get_token) and its text is reported.
 
 import os
 import sys
+import time
 
 import requests
 
@@ -55,7 +56,6 @@ def main():
               "error": f"{result.get('error')}: {result.get('error_description')}",
               "elapsed": t.elapsed})
         return 1
-    import time
     expires_on = int(time.time()) + int(result["expires_in"])
     return success(LIBRARY, version, result["access_token"], expires_on,
                    os.environ["MIEMU_DISCOVERY_URL"], resource, t.elapsed,

@@ -1,0 +1,234 @@
+//! `spawn_app`: a real miemu server on 127.0.0.1:0 with a manual clock, and a
+//! `TestApp` with typed request helpers and token verification through the
+//! server's own discovery document and JWKS.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use miemu::clock::ManualClock;
+use miemu::config::{self, Config};
+use miemu::token::{Claims, SigningKey};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// 2025-06-15T12:00:00Z: tests run on a fixed clock.
+pub(crate) const NOW: i64 = 1_750_000_000;
+
+pub(crate) const VAULT: &str = "https://vault.azure.net";
+
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// One key for the whole test binary: RSA generation is the slowest part of
+/// start-up and every test would otherwise pay for it.
+fn shared_key_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        SigningKey::load_or_create(dir.path(), NOW).unwrap();
+        dir
+    })
+    .path()
+}
+
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) config: Config,
+    pub(crate) http: reqwest::Client,
+    secrets: HashMap<String, String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts a server from a fixture configuration (`config/<name>.toml`),
+/// optionally edited as TOML text first.
+pub(crate) async fn spawn_app(config_name: &str) -> TestApp {
+    spawn_app_with(config_name, |t| t).await
+}
+
+pub(crate) async fn spawn_app_with(
+    config_name: &str,
+    edit: impl FnOnce(String) -> String,
+) -> TestApp {
+    let path = fixture(&format!("config/{config_name}.toml"));
+    let text = edit(std::fs::read_to_string(&path).unwrap());
+    let raw = config::parse_str(&text, "test").unwrap();
+    let config = Config::from_raw(&raw, "test").unwrap();
+    let (key, _) = SigningKey::load_or_create(shared_key_dir(), NOW).unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Requests go to the bound address; the configured public URL (which
+    // may name a host that does not resolve here) is only advertised.
+    let base = format!("http://{addr}");
+    let public_url = config.public_url(addr);
+    let clock = ManualClock::new(NOW);
+    let secrets = config
+        .platform
+        .containers
+        .iter()
+        .map(|c| (c.name.clone(), c.secret.expose().to_owned()))
+        .collect();
+    let state = miemu::AppState::new(config.clone(), key, clock.clone(), public_url);
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(miemu::run(
+        listener,
+        miemu::build_router(state),
+        1024,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    TestApp {
+        base,
+        clock,
+        config,
+        http: reqwest::Client::new(),
+        secrets,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub(crate) fn secret(&self, container: &str) -> &str {
+        &self.secrets[container]
+    }
+
+    pub(crate) fn identity(&self, name: &str) -> miemu::identity::Identity {
+        self.config
+            .platform
+            .identities
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("no identity {name}"))
+            .clone()
+    }
+
+    /// GET /msi/token with a raw query string and an optional secret.
+    pub(crate) async fn token_raw(&self, query: &str, secret: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}/msi/token?{query}", self.base));
+        if let Some(s) = secret {
+            req = req.header("X-IDENTITY-HEADER", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A well-formed token request from `container` with extra query pairs.
+    pub(crate) async fn token(
+        &self,
+        container: &str,
+        resource: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut query = vec![("api-version", "2019-08-01"), ("resource", resource)];
+        query.extend_from_slice(extra);
+        self.http
+            .get(format!("{}/msi/token", self.base))
+            .query(&query)
+            .header("X-IDENTITY-HEADER", self.secret(container))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Verifies a token's signature with the key found through the server's
+    /// discovery document and JWKS (fetched over HTTP), and checks `aud`,
+    /// `iss` and the time claims against the test clock.
+    pub(crate) async fn verify(&self, token: &str, audience: &str) -> Claims {
+        let tenant = self.config.platform.tenant_id;
+        let (status, discovery) = self
+            .get_json(&format!("/{tenant}/.well-known/openid-configuration"))
+            .await;
+        assert_eq!(status, 200);
+        let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
+        let jwks_path = &jwks_uri[jwks_uri.find(&format!("/{tenant}/")).unwrap()..];
+        let (status, jwks) = self.get_json(jwks_path).await;
+        assert_eq!(status, 200);
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let kid = header.kid.unwrap();
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
+        let key = jsonwebtoken::DecodingKey::from_rsa_components(
+            jwk["n"].as_str().unwrap(),
+            jwk["e"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[discovery["issuer"].as_str().unwrap()]);
+        // The signature and claims are checked here; expiry against the
+        // test's manual clock below (jsonwebtoken reads the wall clock).
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .unwrap()
+            .claims;
+        let now = miemu::clock::Clock::now(self.clock.as_ref());
+        assert!(
+            claims.nbf <= now && now < claims.exp,
+            "token not valid at the test clock"
+        );
+        claims
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub(crate) fn assert_guid(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
+    assert!(
+        uuid::Uuid::try_parse(s).is_ok() && s.len() == 36,
+        "{s} is not a GUID"
+    );
+}
+
+/// The exact error body shape of the platform.
+pub(crate) async fn assert_error(
+    resp: reqwest::Response,
+    status: u16,
+    message_contains: &str,
+) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    let obj = body.as_object().unwrap();
+    let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["correlationId", "message", "statusCode"], "{body}");
+    assert_eq!(body["statusCode"], status);
+    assert_guid(&body["correlationId"]);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(message_contains),
+        "{message:?} lacks {message_contains:?}"
+    );
+    body
+}
