@@ -14,79 +14,144 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Options of `miemu token`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("selector").args(["client_id", "object_id", "resource_id"])))]
 pub(super) struct TokenArgs {
     /// The resource (audience), e.g. https://vault.azure.net.
     #[arg(long)]
     resource: String,
-    /// Ask for the user-assigned identity with this client id.
+    /// Ask for the system-assigned identity (the default when no selector is given).
     #[arg(long)]
-    client_id: Option<String>,
-    /// Ask for the user-assigned identity with this object (principal) id.
+    system: bool,
+    /// Ask for the user-assigned identity with this client id (repeatable).
     #[arg(long)]
-    object_id: Option<String>,
-    /// Ask for the user-assigned identity with this ARM resource id.
+    client_id: Vec<String>,
+    /// Ask for the user-assigned identity with this object (principal) id (repeatable).
     #[arg(long)]
-    resource_id: Option<String>,
+    object_id: Vec<String>,
+    /// Ask for the user-assigned identity with this ARM resource id (repeatable).
+    #[arg(long)]
+    resource_id: Vec<String>,
     /// Endpoint URL [default: $IDENTITY_ENDPOINT].
     #[arg(long)]
     endpoint: Option<String>,
     /// Read IDENTITY_ENDPOINT and IDENTITY_HEADER from this dotenv file (as written by --env-dir).
     #[arg(long)]
     env_file: Option<PathBuf>,
-    /// Also print the token's decoded header and claims.
+    /// Also print each token's decoded header and claims.
     #[arg(long)]
     decode: bool,
-    /// Succeed (exit 0) only if the endpoint refuses; for init containers proving they get nothing.
+    /// Succeed only if the endpoint refuses with a JSON error (a 4xx with a message);
+    /// for init containers proving they get nothing.
     #[arg(long)]
     expect_refusal: bool,
-    /// Seconds to wait for an answer.
+    /// Keep retrying for up to this many seconds while the env file is missing, the
+    /// endpoint refuses connections, or it answers 403 with an empty body (a stale secret).
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+    /// After every request went as expected, stay up until SIGTERM or Ctrl-C (like an app).
+    #[arg(long)]
+    keep_running: bool,
+    /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
 }
 
-pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
-    let file_vars = match &args.env_file {
-        Some(path) => read_env_file(path)?,
-        None => Vec::new(),
-    };
-    let lookup = |name: &str| {
-        file_vars
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    };
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| lookup("IDENTITY_ENDPOINT"))
-        .context("no endpoint: set IDENTITY_ENDPOINT, or pass --endpoint or --env-file")?;
-    let secret =
-        lookup("IDENTITY_HEADER").context("no secret: set IDENTITY_HEADER or pass --env-file")?;
-
-    let mut url = format!(
-        "{endpoint}?api-version=2019-08-01&resource={}",
-        utf8_percent_encode(&args.resource, NON_ALPHANUMERIC)
-    );
-    for (name, value) in [
-        ("client_id", &args.client_id),
-        ("object_id", &args.object_id),
-        ("mi_res_id", &args.resource_id),
-    ] {
-        if let Some(v) = value {
-            url.push_str(&format!(
-                "&{name}={}",
-                utf8_percent_encode(v, NON_ALPHANUMERIC)
-            ));
+impl TokenArgs {
+    /// `(parameter, value)` per request, in order: system, client ids,
+    /// object ids, resource ids.
+    fn selectors(&self) -> Vec<Option<(&'static str, &str)>> {
+        let mut out = Vec::new();
+        let named = self.client_id.len() + self.object_id.len() + self.resource_id.len();
+        if self.system || named == 0 {
+            out.push(None);
         }
+        for (name, values) in [
+            ("client_id", &self.client_id),
+            ("object_id", &self.object_id),
+            ("mi_res_id", &self.resource_id),
+        ] {
+            out.extend(values.iter().map(|v| Some((name, v.as_str()))));
+        }
+        out
     }
-    let (status, body) = get(
-        &url,
-        &[("X-IDENTITY-HEADER", &secret)],
-        Duration::from_secs(args.timeout),
-    )?;
+
+    fn target(&self) -> anyhow::Result<(String, String)> {
+        let file_vars = match &self.env_file {
+            Some(path) => read_env_file(path)?,
+            None => Vec::new(),
+        };
+        let lookup = |name: &str| {
+            file_vars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        };
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| lookup("IDENTITY_ENDPOINT"))
+            .context("no endpoint: set IDENTITY_ENDPOINT, or pass --endpoint or --env-file")?;
+        let secret = lookup("IDENTITY_HEADER")
+            .context("no secret: set IDENTITY_HEADER or pass --env-file")?;
+        Ok((endpoint, secret))
+    }
+}
+
+pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        for selector in args.selectors() {
+            if !request_one(args, selector).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        if args.keep_running {
+            eprintln!("miemu token: done; staying up until SIGTERM or Ctrl-C");
+            crate::server::shutdown_signal().await;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One token request, retried within `--wait`; prints the outcome and says
+/// whether it went as expected.
+async fn request_one(args: &TokenArgs, selector: Option<(&str, &str)>) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
+    let (status, body) = loop {
+        let attempt = async {
+            let (endpoint, secret) = args.target()?;
+            let mut url = format!(
+                "{endpoint}?api-version=2019-08-01&resource={}",
+                utf8_percent_encode(&args.resource, NON_ALPHANUMERIC)
+            );
+            if let Some((name, value)) = selector {
+                url.push_str(&format!(
+                    "&{name}={}",
+                    utf8_percent_encode(value, NON_ALPHANUMERIC)
+                ));
+            }
+            get(
+                &url,
+                &[("X-IDENTITY-HEADER", &secret)],
+                Duration::from_secs(args.timeout),
+            )
+            .await
+        };
+        match attempt.await {
+            // An empty 403 after a restart means an env file from the
+            // previous run: the new one is on its way.
+            Ok((403, body)) if body.is_empty() && tokio::time::Instant::now() < deadline => {}
+            Ok(answer) => break answer,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let text = String::from_utf8_lossy(&body);
+    let what = selector.map_or_else(|| "system".to_owned(), |(n, v)| format!("{n}={v}"));
     if status == 200 {
         println!("{text}");
         if args.decode {
@@ -98,32 +163,39 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
             super::decode::print(jwt)?;
         }
         if args.expect_refusal {
-            eprintln!("miemu token: expected a refusal but a token was issued");
-            return Ok(ExitCode::FAILURE);
+            eprintln!("miemu token: expected a refusal for {what} but a token was issued");
+            return Ok(false);
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
     let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| {
-            if text.is_empty() {
-                "(empty body)".to_owned()
-            } else {
-                text.into_owned()
-            }
-        });
-    if args.expect_refusal {
-        println!("refused as expected: HTTP {status}: {message}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("miemu token: HTTP {status}: {message}");
-        Ok(ExitCode::FAILURE)
+        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    match message {
+        Some(m) if args.expect_refusal && (400..500).contains(&status) => {
+            println!("refused as expected: HTTP {status}: {m}");
+            Ok(true)
+        }
+        m => {
+            let shown = m.unwrap_or_else(|| {
+                if text.is_empty() {
+                    "(empty body)".to_owned()
+                } else {
+                    text.into_owned()
+                }
+            });
+            eprintln!("miemu token: {what}: HTTP {status}: {shown}");
+            Ok(false)
+        }
     }
 }
 
 pub(super) fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
-    let (status, _) = get(url, &[], Duration::from_secs(3))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (status, _) = runtime.block_on(get(url, &[], Duration::from_secs(3)))?;
     if status == 200 {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -145,7 +217,11 @@ fn read_env_file(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// One GET over a fresh connection; returns status and body.
-fn get(url: &str, headers: &[(&str, &str)], timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
+async fn get(
+    url: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
     let rest = url
         .strip_prefix("http://")
         .with_context(|| format!("{url:?}: only http:// URLs are supported"))?;
@@ -156,42 +232,36 @@ fn get(url: &str, headers: &[(&str, &str)], timeout: Duration) -> anyhow::Result
     if authority.is_empty() {
         bail!("{url:?} has no host");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let work = async {
-            let stream = tokio::net::TcpStream::connect(authority)
-                .await
-                .with_context(|| format!("connecting to {authority}"))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .context("HTTP handshake")?;
-            tokio::spawn(conn);
-            let mut req = hyper::Request::get(path).header("host", authority);
-            for (name, value) in headers {
-                req = req.header(*name, *value);
-            }
-            let req = req
-                .body(Empty::<Bytes>::new())
-                .context("building the request")?;
-            let resp = sender
-                .send_request(req)
-                .await
-                .context("sending the request")?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .context("reading the response")?
-                .to_bytes();
-            anyhow::Ok((status, body))
-        };
-        tokio::time::timeout(timeout, work)
+    let work = async {
+        let stream = tokio::net::TcpStream::connect(authority)
             .await
-            .with_context(|| format!("no answer from {authority} within {}s", timeout.as_secs()))?
-    })
+            .with_context(|| format!("connecting to {authority}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .context("HTTP handshake")?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::get(path).header("host", authority);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the response")?
+            .to_bytes();
+        anyhow::Ok((status, body))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .with_context(|| format!("no answer from {authority} within {}s", timeout.as_secs()))?
 }

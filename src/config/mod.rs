@@ -27,6 +27,12 @@ pub use raw::RawConfig;
 /// The built-in default configuration, used when no file is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../../fixtures/config/default.toml");
 
+/// Tenant used when a file names none (the built-in default's).
+pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(0x55e9_bb3b_35a9_4773_888e_6edf_b924_dd85);
+
+/// Subscription used when a file names none (the built-in default's).
+pub const DEFAULT_SUBSCRIPTION: Uuid = Uuid::from_u128(0xbd50_bda9_0dd4_4e3f_8171_df81_4c17_5a67);
+
 /// Default listen address: loopback, the port Container Apps uses.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42356";
 
@@ -327,10 +333,10 @@ impl Validator {
     }
 
     fn config(&mut self, raw: &RawConfig) -> Option<Config> {
-        let tenant = self.guid("tenant_id", raw.tenant_id.as_deref());
-        if raw.tenant_id.is_none() {
-            self.problem("tenant_id", "is required");
-        }
+        let tenant = match raw.tenant_id.as_deref() {
+            None => Some(DEFAULT_TENANT),
+            some => self.guid("tenant_id", some),
+        };
         let app = self.app(raw);
         // Go on with stand-ins when the tenant or app is wrong, so problems
         // further down are reported in the same pass.
@@ -358,16 +364,17 @@ impl Validator {
     }
 
     fn app(&mut self, raw: &RawConfig) -> Option<App> {
-        let subscription = self.guid("app.subscription_id", raw.app.subscription_id.as_deref());
-        if raw.app.subscription_id.is_none() {
-            self.problem("app.subscription_id", "is required");
-        }
-        let rg = self.name(
-            "app.resource_group",
-            raw.app.resource_group.as_deref(),
+        let subscription = match raw.app.subscription_id.as_deref() {
+            None => Some(DEFAULT_SUBSCRIPTION),
+            some => self.guid("app.subscription_id", some),
+        };
+        let rg = raw.app.resource_group.as_deref().unwrap_or("miemu-rg");
+        let rg = self.name("app.resource_group", Some(rg), true);
+        let name = self.name(
+            "app.name",
+            Some(raw.app.name.as_deref().unwrap_or("miemu-app")),
             true,
         );
-        let name = self.name("app.name", raw.app.name.as_deref(), true);
         let kind = match raw.app.kind.as_deref() {
             None => Some(AppKind::ContainerApp),
             Some(k) => AppKind::parse(k).or_else(|| {

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// overrides can be layered on top before validation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct RawConfig {
-    /// Entra tenant id (a GUID). Defaults to miemu's fixed demo tenant.
+    /// Entra tenant id (a GUID). Defaults to the built-in configuration's
+    /// made-up tenant, `55e9bb3b-35a9-4773-888e-6edfb924dd85`.
     pub tenant_id: Option<String>,
     /// The emulated app that hosts the identities.
     #[serde(default)]
@@ -36,11 +37,12 @@ pub struct RawConfig {
 /// The hosting app (a container app or an App Service site).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct RawApp {
-    /// Subscription id (a GUID).
+    /// Subscription id (a GUID). Defaults to the built-in configuration's,
+    /// `bd50bda9-0dd4-4e3f-8171-df814c175a67`.
     pub subscription_id: Option<String>,
-    /// Resource group name.
+    /// Resource group name. Defaults to `miemu-rg`.
     pub resource_group: Option<String>,
-    /// App name.
+    /// App name. Defaults to `miemu-app`.
     pub name: Option<String>,
     /// `containerapp` (default) or `webapp`.
     pub kind: Option<String>,

@@ -188,3 +188,16 @@ fn the_shipped_fixtures_are_valid() {
         Config::from_raw(&raw, &origin).unwrap();
     }
 }
+
+#[test]
+fn a_file_may_leave_out_tenant_and_app() {
+    let raw = parse_str("[[containers]]\nname = \"app\"\n", "f.toml").unwrap();
+    let c = Config::from_raw(&raw, "f.toml").unwrap();
+    assert_eq!(c.platform.tenant_id, DEFAULT_TENANT);
+    assert_eq!(c.platform.app.subscription_id, DEFAULT_SUBSCRIPTION);
+    assert_eq!(c.platform.app.name, "miemu-app");
+    assert!(c.platform.identities.system().is_none());
+    let builtin = Config::from_raw(&valid(), "default").unwrap();
+    assert_eq!(builtin.platform.tenant_id, DEFAULT_TENANT);
+    assert_eq!(builtin.platform.app.subscription_id, DEFAULT_SUBSCRIPTION);
+}
