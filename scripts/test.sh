@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Needs Rust, Python 3.11+ and Node.js 20+;
+# everything else is installed into git-ignored folders of the repo (and, for the
+# container run, Debian packages via apt when they are missing).
+#
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "installing the SDK clients (tests/sdk)"
+bash scripts/setup-sdk.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test (unit, integration, Python azure-identity against the binary)"
+cargo test --locked
+
+step "Azure SDK conformance matrix (tests/sdk), in a loopback-only network namespace"
+cargo build --locked --bin miemu
+MIEMU_BIN="$PWD/target/debug/miemu" bash scripts/sdk-matrix.sh --netns --check
+
+step "container run: Dockerfile runtime stage + docker-compose.yml on podman"
+bash scripts/container-test.sh
+
+step "all suites passed"
