@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -15,6 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::protocol;
+use crate::protocol::app_service::CallerContainer;
 use crate::state::AppState;
 
 /// Longest a request may take end to end.
@@ -29,7 +34,9 @@ const REQUEST_ID: &str = "x-request-id";
 pub fn build_router(state: AppState) -> Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     protocol::routes()
+        .route("/metrics", get(get_metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -51,6 +58,46 @@ pub fn build_router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}
+
+/// Counts every answered request by endpoint, status and (for token
+/// requests) the calling container the handler left in the extensions.
+async fn count(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let endpoint = match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some(p)
+            if p.eq_ignore_ascii_case("/msi/token") || p.eq_ignore_ascii_case("/msi/token/") =>
+        {
+            "token"
+        }
+        Some(p) if p.ends_with("openid-configuration") => "discovery",
+        Some(p) if p.contains("/discovery/") => "jwks",
+        Some("/healthz" | "/readyz") => "health",
+        Some("/metrics") => "metrics",
+        _ => "other",
+    };
+    let response = next.run(req).await;
+    let container = response
+        .extensions()
+        .get::<CallerContainer>()
+        .map(|c| c.0.as_str());
+    state
+        .metrics()
+        .request(endpoint, response.status().as_u16(), container);
+    response
+}
+
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    let key_age = state.now() - state.key().created_at();
+    let identities = state.live().platform.identities.iter().count();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(key_age, identities),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {

@@ -28,15 +28,20 @@
 //!    held in memory), and the handler answers in the platform's JSON shape.
 //! 5. One log line records the outcome, never the token or the secret.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod envfile;
+pub mod faults;
 pub mod identity;
+pub mod metrics;
 pub mod platform;
 pub mod policy;
 pub mod protocol;
+pub mod reload;
+pub mod requestlog;
 pub mod secret;
 pub mod server;
 pub mod state;

@@ -50,7 +50,7 @@ impl AppKind {
 }
 
 /// The hosting app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     /// Subscription id.
     pub subscription_id: uuid::Uuid,

@@ -18,8 +18,9 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
 /// Time a client has to send its request headers.
@@ -34,13 +35,43 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Default cap on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
 
+/// Closes the listening socket for a while, so new connections are refused
+/// (the real endpoint refuses connections while a replica starts). Existing
+/// connections are not touched.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<watch::Sender<Option<Instant>>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl Gate {
+    /// Refuse new connections until `duration` from now.
+    pub fn close_for(&self, duration: Duration) {
+        self.0.send_replace(Some(Instant::now() + duration));
+    }
+
+    /// When the gate reopens, if it is closed now.
+    pub fn closed_until(&self) -> Option<Instant> {
+        (*self.0.borrow()).filter(|t| *t > Instant::now())
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// While `gate` is closed the listening socket is dropped and re-bound on
+/// the same address when it reopens.
 pub async fn run(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
+    gate: Gate,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let mut listener = Some(listener);
+    let mut gate_rx = gate.0.subscribe();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -52,6 +83,31 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut cap_logged = false;
     loop {
+        let closed_until = *gate_rx.borrow_and_update();
+        if let Some(until) = closed_until.filter(|t| *t > Instant::now()) {
+            if listener.take().is_some() {
+                tracing::warn!(listen = %addr, "not ready: refusing connections");
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep_until(until.into()) => {}
+                _ = gate_rx.changed() => {}
+            }
+            continue;
+        }
+        let Some(current) = listener.as_ref() else {
+            match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(listen = %addr, "ready: accepting connections again");
+                    listener = Some(l);
+                }
+                Err(e) => {
+                    tracing::error!(listen = %addr, error = %e, "cannot re-bind; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            continue;
+        };
         let permit = tokio::select! {
             () = &mut shutdown => break,
             permit = permits.clone().acquire_owned() => permit,
@@ -59,7 +115,8 @@ pub async fn run(
         let Ok(permit) = permit else { break };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            _ = gate_rx.changed() => continue,
+            accepted = current.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

@@ -1,16 +1,24 @@
 //! Shared server state.
 //!
-//! The part of the configuration that may change while miemu runs (the
-//! platform and the token settings) sits behind one lock as an `Arc<Live>`:
-//! a request clones the `Arc` once and works on that snapshot, so it never
-//! sees half of a change. The lock is a std `RwLock` because it is held only
-//! to clone or swap the `Arc`, never across an `.await`.
+//! The part of the configuration that may change while miemu runs (platform,
+//! token settings, and the raw configuration they were built from) sits
+//! behind one lock as an `Arc<Live>`: a request clones the `Arc` once and
+//! works on that snapshot, so it never sees half of a change. Changes go
+//! through [`AppState::update`], which serialises writers so two admin calls
+//! cannot lose each other's edits. The locks are std locks held only to clone
+//! or swap an `Arc` (or, for writers, to compute the next snapshot), never
+//! across an `.await`.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::clock::Clock;
-use crate::config::{Config, TokenConfig};
+use crate::config::{Config, Overrides, RawConfig, TokenConfig};
+use crate::faults::FaultSet;
+use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::requestlog::RequestLog;
+use crate::server::Gate;
 use crate::token::{SigningKey, TokenCache};
 
 /// What may change at run time, swapped whole.
@@ -20,21 +28,74 @@ pub struct Live {
     pub platform: Platform,
     /// Token settings.
     pub tokens: TokenConfig,
-    /// Tokens minted under this snapshot. It lives and dies with the
-    /// snapshot: a request still working on an old one can only fill the old
-    /// cache, which nobody reads any more.
+    /// Whether token requests carrying `X-Forwarded-For` are answered.
+    pub allow_forwarded: bool,
+    /// The configuration this snapshot was built from (admin edits apply to it).
+    pub raw: RawConfig,
+    /// Tokens minted under this snapshot. A request still working on an old
+    /// snapshot can only fill the old cache, which nobody reads any more.
     pub cache: TokenCache,
 }
 
 impl Live {
-    /// A snapshot with an empty cache.
-    pub fn new(platform: Platform, tokens: TokenConfig) -> Self {
-        Self {
-            platform,
-            tokens,
+    /// A snapshot of a validated configuration. Cached tokens of identities
+    /// that are the same in `previous` (same ids, ARM id and lifecycle, same
+    /// token settings) are kept; all others are dropped.
+    pub fn new(config: Config, raw: RawConfig, previous: Option<&Self>) -> Self {
+        let live = Self {
+            platform: config.platform,
+            tokens: config.tokens,
+            allow_forwarded: config.server.allow_forwarded,
+            raw,
             cache: TokenCache::default(),
+        };
+        if let Some(prev) = previous {
+            let same_minting = prev.tokens == live.tokens
+                && prev.platform.tenant_id == live.platform.tenant_id
+                && prev.platform.app == live.platform.app;
+            if same_minting {
+                live.cache.carry_over(&prev.cache, |client_id| {
+                    let find = |p: &Platform| {
+                        p.identities
+                            .iter()
+                            .find(|i| i.client_id == client_id)
+                            .cloned()
+                    };
+                    find(&prev.platform).is_some_and(|old| find(&live.platform) == Some(old))
+                });
+            }
         }
+        live
     }
+}
+
+/// Where a reload re-reads the configuration from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file; `None` for the built-in default.
+    pub path: Option<PathBuf>,
+    /// Command-line and environment overrides, applied again on every reload.
+    pub overrides: Overrides,
+}
+
+/// Where env files go, and the endpoint they name.
+#[derive(Debug, Clone)]
+pub struct EnvTarget {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The full token URL written as `IDENTITY_ENDPOINT`.
+    pub endpoint: String,
+}
+
+/// Outcome of the last reload, for the admin API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Unix time of the last attempt.
+    pub at: Option<i64>,
+    /// Whether it was applied.
+    pub ok: Option<bool>,
+    /// Why it was not.
+    pub error: Option<String>,
 }
 
 /// Cheap-to-clone handle on everything handlers need.
@@ -46,21 +107,70 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     live: RwLock<Arc<Live>>,
+    writer: Mutex<()>,
     key: SigningKey,
     clock: Arc<dyn Clock>,
     public_url: String,
+    faults: FaultSet,
+    requests: RequestLog,
+    metrics: Metrics,
+    gate: Gate,
+    source: Source,
+    env: Option<EnvTarget>,
+    reload: Mutex<ReloadStatus>,
+}
+
+/// Optional parts of the state; the defaults suit tests.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Where reloads read from.
+    pub source: Option<Source>,
+    /// Where env files go.
+    pub env: Option<EnvTarget>,
 }
 
 impl AppState {
     /// Builds the state from a validated configuration, a loaded key and the
     /// base URL clients use.
     pub fn new(config: Config, key: SigningKey, clock: Arc<dyn Clock>, public_url: String) -> Self {
+        Self::with_extras(
+            config,
+            RawConfig::default(),
+            key,
+            clock,
+            public_url,
+            Extras::default(),
+        )
+    }
+
+    /// Like [`AppState::new`], with the raw configuration (for admin edits),
+    /// the reload source and the env-file target.
+    pub fn with_extras(
+        config: Config,
+        raw: RawConfig,
+        key: SigningKey,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        extras: Extras,
+    ) -> Self {
+        let requests = RequestLog::with_capacity(config.server.request_log);
         Self {
             inner: Arc::new(Inner {
-                live: RwLock::new(Arc::new(Live::new(config.platform, config.tokens))),
+                live: RwLock::new(Arc::new(Live::new(config, raw, None))),
+                writer: Mutex::new(()),
                 key,
                 clock,
                 public_url,
+                faults: FaultSet::default(),
+                requests,
+                metrics: Metrics::default(),
+                gate: Gate::default(),
+                source: extras.source.unwrap_or(Source {
+                    path: None,
+                    overrides: Overrides::default(),
+                }),
+                env: extras.env,
+                reload: Mutex::new(ReloadStatus::default()),
             }),
         }
     }
@@ -74,15 +184,22 @@ impl AppState {
             .clone()
     }
 
-    /// Replaces the snapshot (and with it every cached token, so no token
-    /// minted under the old configuration is handed out under the new one).
-    pub fn replace(&self, live: Live) {
-        let mut slot = self
+    /// Computes and installs the next snapshot from the current one. Writers
+    /// are serialised; readers keep working on the snapshot they hold.
+    pub fn update<E>(&self, next: impl FnOnce(&Live) -> Result<Live, E>) -> Result<Arc<Live>, E> {
+        let _writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.live();
+        let next = Arc::new(next(&current)?);
+        *self
             .inner
             .live
             .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        *slot = Arc::new(live);
+            .unwrap_or_else(PoisonError::into_inner) = next.clone();
+        Ok(next)
     }
 
     /// The signing key.
@@ -98,5 +215,53 @@ impl AppState {
     /// Base URL clients use to reach miemu (no trailing slash).
     pub fn public_url(&self) -> &str {
         &self.inner.public_url
+    }
+
+    /// Active fault rules.
+    pub fn faults(&self) -> &FaultSet {
+        &self.inner.faults
+    }
+
+    /// The request log.
+    pub fn requests(&self) -> &RequestLog {
+        &self.inner.requests
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The token listener's gate (closing it refuses connections for a while).
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
+    /// Where reloads read from.
+    pub fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
+    /// Where env files go, if anywhere.
+    pub fn env_target(&self) -> Option<&EnvTarget> {
+        self.inner.env.as_ref()
+    }
+
+    /// Records the outcome of a reload.
+    pub fn set_reload_status(&self, status: ReloadStatus) {
+        *self
+            .inner
+            .reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// The outcome of the last reload.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.inner
+            .reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }

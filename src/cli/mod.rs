@@ -72,6 +72,20 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "MIEMU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// Serve the admin API on this address (off by default), e.g. 127.0.0.1:42357.
+    #[arg(long, env = "MIEMU_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Bearer token for the admin API [default: generated and printed at start].
+    #[arg(long, env = "MIEMU_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Refuse connections on the token port for this many seconds after start,
+    /// as the real endpoint does while a replica starts.
+    #[arg(long, value_name = "SECS")]
+    pub not_ready_for: Option<u64>,
+    /// Start with this fault rule active (JSON, as POST /admin/faults takes; repeatable),
+    /// e.g. '{"kind":"status","status":503,"count":3}'.
+    #[arg(long, value_name = "JSON")]
+    pub fault: Vec<String>,
 }
 
 impl ServeArgs {
@@ -81,6 +95,8 @@ impl ServeArgs {
             public_url: self.public_url.clone(),
             key_dir: self.key_dir.clone(),
             env_dir: self.env_dir.clone(),
+            admin_listen: self.admin_listen.clone(),
+            admin_token: self.admin_token.clone(),
         }
     }
 }

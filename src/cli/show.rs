@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Format;
 use crate::config::raw::{
-    RawApp, RawContainer, RawServer, RawSystemIdentity, RawTokens, RawUserIdentity,
+    RawAdmin, RawApp, RawContainer, RawServer, RawSystemIdentity, RawTokens, RawUserIdentity,
 };
 use crate::config::{self, Config, RawConfig};
 use crate::identity::IdentityKind;
@@ -54,14 +54,7 @@ fn as_json(c: &Config) -> serde_json::Value {
             "kind": p.app.kind,
             "resource_id": p.app.resource_id(),
         },
-        "identities": p.identities.iter().map(|i| json!({
-            "name": i.name,
-            "kind": i.kind,
-            "client_id": i.client_id,
-            "principal_id": i.principal_id,
-            "resource_id": i.resource_id,
-            "lifecycle": i.lifecycle,
-        })).collect::<Vec<_>>(),
+        "identities": p.identities.iter().collect::<Vec<_>>(),
         "containers": p.containers.iter().map(|c| json!({
             "name": c.name,
             "kind": c.kind,
@@ -131,6 +124,12 @@ fn as_raw(c: &Config) -> RawConfig {
             public_url: c.server.public_url.clone(),
             key_dir: Some(c.server.key_dir.display().to_string()),
             env_dir: c.server.env_dir.as_ref().map(|d| d.display().to_string()),
+            dangerously_allow_forwarded: Some(c.server.allow_forwarded),
+            request_log: Some(c.server.request_log),
+        },
+        admin: RawAdmin {
+            listen: c.admin.listen.map(|a| a.to_string()),
+            token: None,
         },
         tokens: RawTokens {
             lifetime_secs: Some(c.tokens.lifetime_secs),

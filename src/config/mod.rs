@@ -54,6 +54,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Token settings.
     pub tokens: TokenConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
 }
 
 /// Listener and file locations.
@@ -68,10 +70,23 @@ pub struct ServerConfig {
     pub key_dir: PathBuf,
     /// Where to write `<container>.env` files.
     pub env_dir: Option<PathBuf>,
+    /// Whether token requests with `X-Forwarded-For` are answered.
+    pub allow_forwarded: bool,
+    /// Request-log capacity.
+    pub request_log: usize,
+}
+
+/// The admin API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens; `None` = off.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token it requires.
+    pub token: Secret,
 }
 
 /// Token settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenConfig {
     /// Lifetime in seconds.
     pub lifetime_secs: i64,
@@ -92,6 +107,10 @@ pub struct Overrides {
     pub key_dir: Option<PathBuf>,
     /// `--env-dir` / `MIEMU_ENV_DIR`.
     pub env_dir: Option<PathBuf>,
+    /// `--admin-listen` / `MIEMU_ADMIN_LISTEN`.
+    pub admin_listen: Option<String>,
+    /// `--admin-token` / `MIEMU_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
 }
 
 impl Overrides {
@@ -108,6 +127,12 @@ impl Overrides {
         }
         if let Some(v) = self.env_dir {
             raw.server.env_dir = Some(v.display().to_string());
+        }
+        if let Some(v) = self.admin_listen {
+            raw.admin.listen = Some(v);
+        }
+        if let Some(v) = self.admin_token {
+            raw.admin.token = Some(v);
         }
     }
 }
@@ -212,7 +237,21 @@ impl Config {
     /// Validates a raw configuration. Container secrets left out are generated
     /// here, so two calls give different secrets for them.
     pub fn from_raw(raw: &RawConfig, origin: &str) -> Result<Self, ConfigError> {
-        let mut v = Validator::default();
+        Self::from_raw_with(raw, origin, None)
+    }
+
+    /// Like [`Config::from_raw`], but a container left without a configured
+    /// secret keeps the one it has in `previous` (a reload must not
+    /// invalidate the env files containers already read).
+    pub fn from_raw_with(
+        raw: &RawConfig,
+        origin: &str,
+        previous: Option<&Platform>,
+    ) -> Result<Self, ConfigError> {
+        let mut v = Validator {
+            previous,
+            ..Validator::default()
+        };
         let config = v.config(raw);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
@@ -258,13 +297,14 @@ pub fn default_key_dir() -> PathBuf {
 }
 
 #[derive(Default)]
-struct Validator {
+struct Validator<'a> {
+    previous: Option<&'a Platform>,
     problems: Vec<Problem>,
     client_ids: HashSet<Uuid>,
     principal_ids: HashSet<Uuid>,
 }
 
-impl Validator {
+impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.into(),
@@ -351,6 +391,7 @@ impl Validator {
         let containers = self.containers(raw);
         let server = self.server(raw);
         let tokens = self.tokens(raw, tenant_or_nil);
+        let admin = self.admin(raw);
         Some(Config {
             platform: Platform {
                 tenant_id: tenant?,
@@ -360,6 +401,7 @@ impl Validator {
             },
             server: server?,
             tokens: tokens?,
+            admin: admin?,
         })
     }
 
@@ -485,7 +527,12 @@ impl Validator {
                     None
                 }
                 Some(s) => Some(Secret::new(s)),
-                None => Some(Secret::generate()),
+                None => Some(
+                    self.previous
+                        .zip(c.name.as_deref())
+                        .and_then(|(p, name)| p.container(name))
+                        .map_or_else(Secret::generate, |old| old.secret.clone()),
+                ),
             };
             let (Some(name), Some(kind), Some(secret)) = (name, kind, secret) else {
                 continue;
@@ -525,12 +572,52 @@ impl Validator {
             .key_dir
             .as_deref()
             .map_or_else(default_key_dir, PathBuf::from);
+        let request_log = raw
+            .server
+            .request_log
+            .unwrap_or(crate::requestlog::DEFAULT_CAPACITY);
+        if !(1..=1_000_000).contains(&request_log) {
+            self.problem(
+                "server.request_log",
+                format!("{request_log} is not between 1 and 1000000"),
+            );
+        }
         Some(ServerConfig {
             listen: listen.ok()?,
             public_url,
             key_dir,
             env_dir: raw.server.env_dir.as_deref().map(PathBuf::from),
+            allow_forwarded: raw.server.dangerously_allow_forwarded.unwrap_or(false),
+            request_log,
         })
+    }
+
+    fn admin(&mut self, raw: &RawConfig) -> Option<AdminConfig> {
+        let listen = match raw.admin.listen.as_deref() {
+            None => None,
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.problem(
+                        "admin.listen",
+                        format!("{text:?} is not an IP address and port"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let token = match raw.admin.token.as_deref() {
+            Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => {
+                self.problem(
+                    "admin.token",
+                    "must be at least 16 printable ASCII characters without spaces",
+                );
+                return None;
+            }
+            Some(t) => Secret::new(t),
+            None => Secret::generate(),
+        };
+        Some(AdminConfig { listen, token })
     }
 
     fn tokens(&mut self, raw: &RawConfig, tenant: Uuid) -> Option<TokenConfig> {

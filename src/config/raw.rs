@@ -32,6 +32,18 @@ pub struct RawConfig {
     /// Token minting settings.
     #[serde(default)]
     pub tokens: RawTokens,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// The admin API: off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RawAdmin {
+    /// Listen address of the admin API, e.g. `127.0.0.1:42357`. Off by default.
+    pub listen: Option<String>,
+    /// Bearer token the admin API requires; generated at start when left out.
+    pub token: Option<String>,
 }
 
 /// The hosting app (a container app or an App Service site).
@@ -98,6 +110,11 @@ pub struct RawServer {
     pub key_dir: Option<String>,
     /// Directory where `<container>.env` files are written; none by default.
     pub env_dir: Option<String>,
+    /// Answer token requests that carry `X-Forwarded-For` (a request relayed
+    /// by a proxy, the classic SSRF symptom). Defaults to `false`: refused.
+    pub dangerously_allow_forwarded: Option<bool>,
+    /// Request-log capacity (records). Defaults to 1000.
+    pub request_log: Option<usize>,
 }
 
 /// Token minting settings.

@@ -170,7 +170,7 @@ fn overrides_win_over_the_file() {
         listen: Some("127.0.0.1:2".to_owned()),
         public_url: Some("http://miemu:42356/".to_owned()),
         key_dir: Some("/k".into()),
-        env_dir: None,
+        ..Overrides::default()
     }
     .apply(&mut raw);
     let c = Config::from_raw(&raw, "x").unwrap();

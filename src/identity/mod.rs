@@ -73,8 +73,9 @@ impl fmt::Display for Lifecycle {
     }
 }
 
-/// One managed identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One managed identity. Serialises as the admin API and `miemu config`
+/// show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
     /// Name: `system` for the system-assigned identity, else the resource name.
     pub name: String,

@@ -16,6 +16,7 @@
 //! the header value or the token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -26,8 +27,10 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::query::{Params, QueryError};
+use crate::faults::FaultAction;
 use crate::identity::{LookupError, Selector};
 use crate::policy::{self, Refusal, RefusalReason};
+use crate::requestlog::Record;
 use crate::state::AppState;
 use crate::token::{self, MintError, MintInput, MintedToken, Resource, ResourceError};
 
@@ -64,6 +67,15 @@ pub enum AppServiceError {
     BadRequest(String),
     /// No such identity, or not open to the caller.
     IdentityNotFound,
+    /// The request was relayed by a proxy (`X-Forwarded-For`).
+    Forwarded,
+    /// A fault rule asked for this status.
+    Injected {
+        /// The status.
+        status: u16,
+        /// `Retry-After` seconds.
+        retry_after: Option<u32>,
+    },
     /// A bug or a crypto failure; details go to the log only.
     Internal,
 }
@@ -71,8 +83,13 @@ pub enum AppServiceError {
 impl AppServiceError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated | Self::InitContainer { .. } => StatusCode::FORBIDDEN,
+            Self::Unauthenticated | Self::InitContainer { .. } | Self::Forwarded => {
+                StatusCode::FORBIDDEN
+            }
             Self::BadRequest(_) | Self::IdentityNotFound => StatusCode::BAD_REQUEST,
+            Self::Injected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +102,10 @@ impl AppServiceError {
             ),
             Self::BadRequest(m) => m.clone(),
             Self::IdentityNotFound => NOT_FOUND_MESSAGE.to_owned(),
+            Self::Forwarded => "Requests relayed by a proxy (X-Forwarded-For) are not answered by the managed identity endpoint.".to_owned(),
+            Self::Injected { status, .. } => format!(
+                "Injected fault: the managed identity endpoint answered {status} (miemu fault rule)."
+            ),
             Self::Internal => "An unexpected error occurred while acquiring the token.".to_owned(),
         }
     }
@@ -95,6 +116,8 @@ impl AppServiceError {
             Self::InitContainer { .. } => "init_container",
             Self::BadRequest(_) => "bad_request",
             Self::IdentityNotFound => "identity_not_found",
+            Self::Forwarded => "forwarded",
+            Self::Injected { .. } => "fault",
             Self::Internal => "internal_error",
         }
     }
@@ -121,7 +144,21 @@ impl IntoResponse for AppServiceError {
             message: self.message(),
             correlation_id: uuid::Uuid::new_v4().to_string(),
         };
-        (status, Json(body)).into_response()
+        let retry_after = match self {
+            Self::Injected {
+                retry_after,
+                status: 429 | 503,
+            } => Some(retry_after.unwrap_or(1)),
+            Self::Injected { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -150,7 +187,14 @@ struct Facts {
     resource: Option<String>,
     uti: Option<String>,
     cached: bool,
+    fault: Option<u64>,
+    delay: Option<Duration>,
 }
+
+/// The calling container's name, left in the response extensions for the
+/// metrics middleware.
+#[derive(Debug, Clone)]
+pub struct CallerContainer(pub String);
 
 async fn get_token(
     State(state): State<AppState>,
@@ -159,8 +203,11 @@ async fn get_token(
 ) -> Response {
     let mut facts = Facts::default();
     let result = issue(&state, &headers, query.as_deref(), &mut facts);
-    log(&facts, result.as_ref().err());
-    match result {
+    if let Some(delay) = facts.delay {
+        tokio::time::sleep(delay).await;
+    }
+    record(&state, &facts, &result);
+    let mut response = match result {
         Ok(token) => {
             let body = TokenBody {
                 access_token: &token.jwt,
@@ -177,7 +224,11 @@ async fn get_token(
                 .into_response()
         }
         Err(e) => e.into_response(),
+    };
+    if let Some(container) = facts.container {
+        response.extensions_mut().insert(CallerContainer(container));
     }
+    response
 }
 
 fn issue(
@@ -188,6 +239,9 @@ fn issue(
 ) -> Result<Arc<MintedToken>, AppServiceError> {
     let live = state.live();
     let platform = &live.platform;
+    if !live.allow_forwarded && headers.contains_key("x-forwarded-for") {
+        return Err(AppServiceError::Forwarded);
+    }
 
     let mut presented = headers.get_all(SECRET_HEADER).iter();
     let (Some(secret), None) = (presented.next(), presented.next()) else {
@@ -232,21 +286,42 @@ fn issue(
     let selector = selector(&params)?;
     facts.selector = Some(selector.to_string());
 
-    let identity = platform
-        .identities
-        .resolve(&selector)
-        .map_err(|e| match e {
-            LookupError::NoSystemIdentity | LookupError::NotFound(_) => {
-                AppServiceError::IdentityNotFound
+    let found = platform.identities.resolve(&selector);
+    let now = state.now();
+    let mut lifetime = live.tokens.lifetime_secs;
+    let mut use_cache = live.tokens.cache;
+    let name = found.as_ref().ok().map(|i| i.name.as_str());
+    if let Some((id, action)) =
+        state
+            .faults()
+            .take(&caller.name, name, Some(resource.as_str()), now)
+    {
+        facts.fault = Some(id);
+        match action {
+            FaultAction::Status {
+                status,
+                retry_after_secs,
+            } => {
+                return Err(AppServiceError::Injected {
+                    status,
+                    retry_after: retry_after_secs,
+                });
             }
-        })?;
+            FaultAction::Delay { ms } => facts.delay = Some(Duration::from_millis(ms)),
+            FaultAction::Lifetime { secs } => {
+                lifetime = secs;
+                use_cache = false;
+            }
+        }
+    }
+    let identity = found.map_err(|e| match e {
+        LookupError::NoSystemIdentity | LookupError::NotFound(_) => {
+            AppServiceError::IdentityNotFound
+        }
+    })?;
     facts.identity = Some(identity.name.clone());
     let admitted = policy::admit(caller, identity).map_err(refused)?;
-
-    let now = state.now();
-    let cached = live
-        .tokens
-        .cache
+    let cached = use_cache
         .then(|| live.cache.get(identity.client_id, resource.as_str(), now))
         .flatten();
     if let Some(token) = cached {
@@ -261,14 +336,14 @@ fn issue(
         identity,
         resource: &resource,
         now,
-        lifetime_secs: live.tokens.lifetime_secs,
+        lifetime_secs: lifetime,
     };
     let token = token::mint(&admitted, state.key(), &input).map_err(|e: MintError| {
         tracing::error!(error = %e, "token minting failed");
         AppServiceError::Internal
     })?;
     let token = Arc::new(token);
-    if live.tokens.cache {
+    if use_cache {
         live.cache
             .insert(identity.client_id, resource.as_str(), token.clone(), now);
     }
@@ -311,43 +386,73 @@ fn selector(params: &Params) -> Result<Selector, AppServiceError> {
     }
 }
 
-fn log(facts: &Facts, error: Option<&AppServiceError>) {
+/// The one place a token request is accounted for: request log, metrics
+/// and a log line. Never the token or the secret.
+fn record(state: &AppState, facts: &Facts, result: &Result<Arc<MintedToken>, AppServiceError>) {
+    let (outcome, status) = match result {
+        Ok(_) => ("issued", 200),
+        Err(e) => (e.outcome(), e.status().as_u16()),
+    };
+    state.requests().push(Record {
+        seq: 0,
+        time: state.now(),
+        container: facts.container.clone(),
+        selector: facts.selector.clone(),
+        identity: facts.identity.clone(),
+        resource: facts.resource.clone(),
+        outcome,
+        status,
+        uti: facts.uti.clone(),
+        cached: facts.cached,
+        fault: facts.fault,
+    });
+    let metrics = state.metrics();
+    match result {
+        Ok(_) if facts.cached => metrics.cache_hit(),
+        Ok(_) => metrics.minted(),
+        Err(_) => metrics.refusal(outcome),
+    }
     let container = facts.container.as_deref().unwrap_or("-");
     let selector = facts.selector.as_deref().unwrap_or("-");
     let identity = facts.identity.as_deref().unwrap_or("-");
     let resource = facts.resource.as_deref().unwrap_or("-");
-    match error {
-        None => tracing::info!(
+    match result {
+        Ok(_) => tracing::info!(
             caller.container = container,
             identity.selector = selector,
             identity.name = identity,
             token.resource = resource,
             token.uti = facts.uti.as_deref().unwrap_or("-"),
             token.cached = facts.cached,
-            outcome = "issued",
+            fault.id = facts.fault,
+            outcome,
             "token request"
         ),
-        Some(e @ AppServiceError::Internal) => tracing::error!(
+        Err(AppServiceError::Internal) => tracing::error!(
             caller.container = container,
             token.resource = resource,
-            outcome = e.outcome(),
+            outcome,
             "token request"
         ),
-        Some(e @ (AppServiceError::Unauthenticated | AppServiceError::InitContainer { .. })) => {
+        Err(
+            AppServiceError::Unauthenticated
+            | AppServiceError::InitContainer { .. }
+            | AppServiceError::Forwarded,
+        ) => {
             tracing::warn!(
                 caller.container = container,
-                policy.reason = e.outcome(),
-                status = e.status().as_u16(),
-                outcome = e.outcome(),
+                policy.reason = outcome,
+                status,
                 "token request refused"
             );
         }
-        Some(e) => tracing::info!(
+        Err(_) => tracing::info!(
             caller.container = container,
             identity.selector = selector,
             token.resource = resource,
-            status = e.status().as_u16(),
-            outcome = e.outcome(),
+            fault.id = facts.fault,
+            status,
+            outcome,
             "token request refused"
         ),
     }

@@ -17,4 +17,7 @@ pub fn routes() -> Router<AppState> {
         .merge(app_service::routes())
         .merge(oidc::routes())
         .route("/healthz", get(|| async { "ok" }))
+        // Keys are loaded before the listener binds and the listener is
+        // closed while "not ready", so any request that arrives is ready.
+        .route("/readyz", get(|| async { "ready" }))
 }

@@ -57,19 +57,14 @@ impl TokenCache {
             .insert(resource.to_owned(), token);
     }
 
-    /// Forgets every token.
-    pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// Forgets the tokens of one identity.
-    pub fn forget_identity(&self, client_id: Uuid) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&client_id);
+    /// Copies the tokens of the identities `keep` accepts from `old`: a
+    /// configuration change keeps the cached tokens of identities it did not
+    /// touch, and drops the others at once.
+    pub fn carry_over(&self, old: &Self, keep: impl Fn(Uuid) -> bool) {
+        let old = old.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut new = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, tokens) in old.iter().filter(|(id, _)| keep(**id)) {
+            new.insert(*id, tokens.clone());
+        }
     }
 }

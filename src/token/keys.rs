@@ -88,6 +88,7 @@ pub struct Jwk {
 /// An RSA-2048 signing key with its certificate.
 pub struct SigningKey {
     pair: KeyPair,
+    created_at: i64,
     jwk: Jwk,
     /// `base64url({"typ":"JWT","alg":"RS256","x5t":kid,"kid":kid})`, computed once.
     header_b64: String,
@@ -160,7 +161,13 @@ impl SigningKey {
                         });
                     }
                 };
-                Ok((Self::new(pair, &cert_der)?, KeyOrigin::Loaded))
+                let created_at = fs::metadata(&key_path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok())
+                    .unwrap_or(now);
+                Ok((Self::new(pair, &cert_der, created_at)?, KeyOrigin::Loaded))
             }
             None => {
                 fs::create_dir_all(dir).map_err(|source| KeyError::Io {
@@ -195,10 +202,10 @@ impl SigningKey {
             .map_err(|_| KeyError::Crypto("PKCS#8 encoding failed"))?;
         let pem = encode_pem("PRIVATE KEY", pkcs8.as_ref());
         let cert_der = self_signed_cert(&pem, now)?;
-        Ok((Self::new(pair, &cert_der)?, pem, cert_der))
+        Ok((Self::new(pair, &cert_der, now)?, pem, cert_der))
     }
 
-    fn new(pair: KeyPair, cert_der: &[u8]) -> Result<Self, KeyError> {
+    fn new(pair: KeyPair, cert_der: &[u8], created_at: i64) -> Result<Self, KeyError> {
         let thumbprint =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der);
         let kid = URL_SAFE_NO_PAD.encode(thumbprint.as_ref());
@@ -217,6 +224,7 @@ impl SigningKey {
         let header_b64 = URL_SAFE_NO_PAD.encode(header);
         let key = Self {
             pair,
+            created_at,
             jwk,
             header_b64,
         };
@@ -235,6 +243,12 @@ impl SigningKey {
         )
         .verify(msg, &sig)
         .map_err(|_| KeyError::Crypto("self-test signature did not verify"))
+    }
+
+    /// When the key was made (Unix seconds): generation time, or the key
+    /// file's modification time for a loaded key.
+    pub fn created_at(&self) -> i64 {
+        self.created_at
     }
 
     /// The key id (`kid` and `x5t`).

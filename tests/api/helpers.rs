@@ -10,7 +10,6 @@ use miemu::clock::ManualClock;
 use miemu::config::{self, Config};
 use miemu::token::{Claims, SigningKey};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 /// 2025-06-15T12:00:00Z: tests run on a fixed clock.
 pub(crate) const NOW: i64 = 1_750_000_000;
@@ -35,13 +34,18 @@ fn shared_key_dir() -> &'static Path {
     .path()
 }
 
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-for-tests-only";
+
 pub(crate) struct TestApp {
     pub(crate) base: String,
+    pub(crate) admin_base: String,
+    pub(crate) state: miemu::AppState,
+    admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) config: Config,
     pub(crate) http: reqwest::Client,
     secrets: HashMap<String, String>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -59,6 +63,11 @@ pub(crate) async fn spawn_app_with(
     let text = edit(std::fs::read_to_string(&path).unwrap());
     let raw = config::parse_str(&text, "test").unwrap();
     let config = Config::from_raw(&raw, "test").unwrap();
+    spawn_config(config, raw).await
+}
+
+/// Starts a server for an already validated configuration.
+pub(crate) async fn spawn_config(config: Config, raw: config::RawConfig) -> TestApp {
     let (key, _) = SigningKey::load_or_create(shared_key_dir(), NOW).unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,18 +83,44 @@ pub(crate) async fn spawn_app_with(
         .iter()
         .map(|c| (c.name.clone(), c.secret.expose().to_owned()))
         .collect();
-    let state = miemu::AppState::new(config.clone(), key, clock.clone(), public_url);
-    let (tx, rx) = oneshot::channel();
+    let state = miemu::AppState::with_extras(
+        config.clone(),
+        raw,
+        key,
+        clock.clone(),
+        public_url,
+        miemu::state::Extras::default(),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_base = format!("http://{}", admin_listener.local_addr().unwrap());
+    let admin_router = miemu::admin::router(state.clone(), miemu::secret::Secret::new(ADMIN_TOKEN));
+    let admin = tokio::spawn(miemu::run(
+        admin_listener,
+        admin_router,
+        64,
+        miemu::server::Gate::default(),
+        stopped(),
+    ));
+    let gate = state.gate().clone();
     let server = tokio::spawn(miemu::run(
         listener,
-        miemu::build_router(state),
+        miemu::build_router(state.clone()),
         1024,
-        async {
-            let _ = rx.await;
-        },
+        gate,
+        stopped(),
     ));
     TestApp {
         base,
+        admin_base,
+        state,
+        admin: Some(admin),
         clock,
         config,
         http: reqwest::Client::new(),
@@ -191,13 +226,35 @@ impl TestApp {
         claims
     }
 
+    /// A request to the admin API with the admin token.
+    pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.admin_base))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// The current secret of a container (it may have been rotated).
+    pub(crate) fn live_secret(&self, container: &str) -> String {
+        self.state
+            .live()
+            .platform
+            .container(container)
+            .unwrap()
+            .secret
+            .expose()
+            .to_owned()
+    }
+
     /// Stops the server gracefully and waits for it.
     pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
+        }
+        if let Some(admin) = self.admin.take() {
+            admin.await.unwrap().unwrap();
         }
     }
 }
