@@ -37,7 +37,11 @@ pub fn reload(state: &AppState) -> Result<(), ConfigError> {
 
 fn try_reload(state: &AppState) -> Result<(), ConfigError> {
     let source = state.source();
-    let (mut raw, origin) = config::load(source.path.as_deref())?;
+    let (text, origin) = config::read(source.path.as_deref())?;
+    // Remembered even if it turns out invalid, so the watcher does not retry
+    // the same broken text every second.
+    state.set_loaded_text(text.clone());
+    let mut raw = config::parse_str(&text, &origin)?;
     source.overrides.clone().apply(&mut raw);
     let live = state.update(|current| {
         let config = Config::from_raw_with(&raw, &origin, Some(&current.platform))?;
@@ -61,10 +65,10 @@ fn try_reload(state: &AppState) -> Result<(), ConfigError> {
 /// Rewrites every container's env file, if an env directory is configured.
 /// A failure is logged, not fatal: the endpoint keeps serving.
 pub fn write_env_files(state: &AppState, live: &Live) {
-    if let Some(target) = state.env_target() {
-        if let Err(e) = envfile::write_all(&target.dir, &live.platform, &target.endpoint) {
-            tracing::error!(error = %e, "cannot write env files");
-        }
+        if let Some(target) = state.env_target()
+        && let Err(e) = envfile::write_all(&target.dir, &live.platform, &target.endpoint)
+    {
+        tracing::error!(error = %e, "cannot write env files");
     }
 }
 
@@ -72,7 +76,6 @@ pub fn write_env_files(state: &AppState, live: &Live) {
 /// `stop` completes, reloading on either.
 pub async fn watch(state: AppState, stop: impl std::future::Future<Output = ()>) {
     let path = state.source().path.clone();
-    let mut last = path.as_deref().and_then(|p| std::fs::read(p).ok());
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,10 +96,11 @@ pub async fn watch(state: AppState, stop: impl std::future::Future<Output = ()>)
                 let _ = reload(&state);
             }
             _ = tick.tick() => {
-                let Some(p) = path.as_deref() else { continue };
-                let now = std::fs::read(p).ok();
-                if now.is_some() && now != last {
-                    last = now;
+                                let Some(p) = path.as_deref() else { continue };
+                // An unreadable file (mid-replace by an editor) is skipped.
+                                if let Ok(text) = std::fs::read_to_string(p)
+                    && state.is_new_text(&text)
+                {
                     tracing::info!(config = %p.display(), "configuration file changed");
                     let _ = reload(&state);
                 }

@@ -76,6 +76,9 @@ pub struct Source {
     pub path: Option<PathBuf>,
     /// Command-line and environment overrides, applied again on every reload.
     pub overrides: Overrides,
+    /// The text the current configuration was read from; the watcher
+    /// reloads when the file's text differs from it.
+    pub text: Option<String>,
 }
 
 /// Where env files go, and the endpoint they name.
@@ -116,6 +119,7 @@ struct Inner {
     metrics: Metrics,
     gate: Gate,
     source: Source,
+    loaded_text: Mutex<Option<String>>,
     env: Option<EnvTarget>,
     reload: Mutex<ReloadStatus>,
 }
@@ -154,6 +158,11 @@ impl AppState {
         extras: Extras,
     ) -> Self {
         let requests = RequestLog::with_capacity(config.server.request_log);
+        let source = extras.source.unwrap_or(Source {
+            path: None,
+            overrides: Overrides::default(),
+            text: None,
+        });
         Self {
             inner: Arc::new(Inner {
                 live: RwLock::new(Arc::new(Live::new(config, raw, None))),
@@ -165,10 +174,8 @@ impl AppState {
                 requests,
                 metrics: Metrics::default(),
                 gate: Gate::default(),
-                source: extras.source.unwrap_or(Source {
-                    path: None,
-                    overrides: Overrides::default(),
-                }),
+                loaded_text: Mutex::new(source.text.clone()),
+                source,
                 env: extras.env,
                 reload: Mutex::new(ReloadStatus::default()),
             }),
@@ -245,6 +252,25 @@ impl AppState {
     /// Where env files go, if anywhere.
     pub fn env_target(&self) -> Option<&EnvTarget> {
         self.inner.env.as_ref()
+    }
+
+    /// Remembers the text a configuration was (or failed to be) loaded from.
+    pub fn set_loaded_text(&self, text: String) {
+        *self
+            .inner
+            .loaded_text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+
+    /// Whether `text` differs from what the configuration was last loaded from.
+    pub fn is_new_text(&self, text: &str) -> bool {
+        self.inner
+            .loaded_text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_deref()
+            != Some(text)
     }
 
     /// Records the outcome of a reload.

@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -54,15 +54,28 @@ fn not_found(what: &str) -> AdminError {
 
 type AdminResult = Result<Response, AdminError>;
 
+/// A JSON body, or why it is not one (answered in the admin error shape,
+/// not axum's plain text).
+type JsonBody = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
+
+fn rejected(e: &axum::extract::rejection::JsonRejection) -> AdminError {
+    AdminError(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AdminError> {
+    serde_json::from_value(v)
+        .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
 /// The admin router, with the bearer-token check in front of every route.
 pub fn router(state: AppState, token: Secret) -> Router {
     Router::new()
         .route("/status", get(get_status))
         .route("/identities", get(list_identities).post(add_identity))
-        .route("/identities/system", put(put_system_identity))
         .route(
             "/identities/{name}",
             get(get_identity)
+                .put(put_identity)
                 .patch(patch_identity)
                 .delete(delete_identity),
         )
@@ -165,7 +178,8 @@ struct NewIdentity {
     lifecycle: Option<String>,
 }
 
-async fn add_identity(State(state): State<AppState>, Json(new): Json<NewIdentity>) -> AdminResult {
+async fn add_identity(State(state): State<AppState>, body: JsonBody) -> AdminResult {
+    let new: NewIdentity = from_json(body.map_err(|e| rejected(&e))?.0)?;
     if new.name.eq_ignore_ascii_case("system") {
         return Err(AdminError(
             StatusCode::BAD_REQUEST,
@@ -207,11 +221,23 @@ struct IdentityPatch {
     lifecycle: Option<String>,
 }
 
-async fn put_system_identity(
+/// `PUT /identities/system` enables (or replaces) the system-assigned
+/// identity; user-assigned identities are added with `POST /identities`.
+async fn put_identity(
     State(state): State<AppState>,
-    body: Option<Json<IdentityPatch>>,
+    Path(name): Path<String>,
+    body: Option<Json<Value>>,
 ) -> AdminResult {
-    let patch = body.map(|Json(p)| p).unwrap_or_default();
+    if !name.eq_ignore_ascii_case("system") {
+        return Err(AdminError(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PUT only enables the system identity (/identities/system); add user-assigned identities with POST /identities".to_owned(),
+        ));
+    }
+    let patch: IdentityPatch = match body {
+        Some(Json(v)) => from_json(v)?,
+        None => IdentityPatch::default(),
+    };
     edit(&state, |raw| {
         let system = raw
             .system_identity
@@ -228,8 +254,9 @@ async fn put_system_identity(
 async fn patch_identity(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(patch): Json<IdentityPatch>,
+    body: JsonBody,
 ) -> AdminResult {
+    let patch: IdentityPatch = from_json(body.map_err(|e| rejected(&e))?.0)?;
     edit(&state, |raw| {
         if name.eq_ignore_ascii_case("system") {
             let system = raw
@@ -340,11 +367,8 @@ async fn list_faults(State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.faults().list(state.now())))
 }
 
-async fn add_fault(
-    State(state): State<AppState>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> AdminResult {
-    let Json(body) = body.map_err(|e| AdminError(StatusCode::BAD_REQUEST, e.body_text()))?;
+async fn add_fault(State(state): State<AppState>, body: JsonBody) -> AdminResult {
+    let Json(body) = body.map_err(|e| rejected(&e))?;
     let spec = FaultSpec::from_json(body).map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
     let fault = state
         .faults()
@@ -374,7 +398,8 @@ struct NotReady {
     for_secs: u64,
 }
 
-async fn post_not_ready(State(state): State<AppState>, Json(body): Json<NotReady>) -> AdminResult {
+async fn post_not_ready(State(state): State<AppState>, body: JsonBody) -> AdminResult {
+    let body: NotReady = from_json(body.map_err(|e| rejected(&e))?.0)?;
     if body.for_secs > 3600 {
         return Err(AdminError(
             StatusCode::BAD_REQUEST,

@@ -16,7 +16,8 @@ use crate::token::{KeyOrigin, SigningKey};
 use crate::{envfile, reload, server, telemetry};
 
 pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let (mut raw, origin) = config::load(args.config.as_deref())?;
+    let (text, origin) = config::read(args.config.as_deref())?;
+    let mut raw = config::parse_str(&text, &origin)?;
     args.overrides().apply(&mut raw);
     let config = Config::from_raw(&raw, &origin)?;
     let raw = raw.clone();
@@ -81,7 +82,11 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
         let admin_token = config.admin.token.clone();
         let extras = Extras {
-            source: Some(Source { path: args.config.clone(), overrides: args.overrides() }),
+                        source: Some(Source {
+                path: args.config.clone(),
+                overrides: args.overrides(),
+                text: Some(text),
+            }),
             env,
         };
         let state = crate::AppState::with_extras(config, raw, key, clock, public_url, extras);

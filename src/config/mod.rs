@@ -190,20 +190,25 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// Reads a configuration file, or the built-in default when `path` is `None`.
+/// Reads and parses a configuration file, or the built-in default when
+/// `path` is `None`. Returns the raw configuration and its origin.
 pub fn load(path: Option<&Path>) -> Result<(RawConfig, String), ConfigError> {
+    let (text, origin) = read(path)?;
+    Ok((parse_str(&text, &origin)?, origin))
+}
+
+/// Reads a configuration file's text (or the built-in default's) and names
+/// its origin, without parsing it.
+pub fn read(path: Option<&Path>) -> Result<(String, String), ConfigError> {
     match path {
-        None => Ok((
-            parse_str(DEFAULT_CONFIG, "built-in default")?,
-            "built-in default".to_owned(),
-        )),
+        None => Ok((DEFAULT_CONFIG.to_owned(), "built-in default".to_owned())),
         Some(path) => {
             let origin = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 origin: origin.clone(),
                 source,
             })?;
-            Ok((parse_str(&text, &origin)?, origin))
+            Ok((text, origin))
         }
     }
 }

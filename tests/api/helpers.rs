@@ -63,11 +63,32 @@ pub(crate) async fn spawn_app_with(
     let text = edit(std::fs::read_to_string(&path).unwrap());
     let raw = config::parse_str(&text, "test").unwrap();
     let config = Config::from_raw(&raw, "test").unwrap();
-    spawn_config(config, raw).await
+    spawn_config(config, raw, miemu::state::Extras::default()).await
+}
+
+/// Starts a server that reads (and watches) a configuration file.
+pub(crate) async fn spawn_app_from_file(path: &Path) -> TestApp {
+    let (text, origin) = config::read(Some(path)).unwrap();
+    let raw = config::parse_str(&text, &origin).unwrap();
+    let config = Config::from_raw(&raw, &origin).unwrap();
+    let extras = miemu::state::Extras {
+        source: Some(miemu::state::Source {
+            path: Some(path.to_owned()),
+            overrides: config::Overrides::default(),
+            text: Some(text),
+        }),
+        env: None,
+    };
+    spawn_config(config, raw, extras).await
 }
 
 /// Starts a server for an already validated configuration.
-pub(crate) async fn spawn_config(config: Config, raw: config::RawConfig) -> TestApp {
+pub(crate) async fn spawn_config(
+    config: Config,
+    raw: config::RawConfig,
+    extras: miemu::state::Extras,
+) -> TestApp {
+    let watch = extras.source.is_some();
     let (key, _) = SigningKey::load_or_create(shared_key_dir(), NOW).unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -83,14 +104,8 @@ pub(crate) async fn spawn_config(config: Config, raw: config::RawConfig) -> Test
         .iter()
         .map(|c| (c.name.clone(), c.secret.expose().to_owned()))
         .collect();
-    let state = miemu::AppState::with_extras(
-        config.clone(),
-        raw,
-        key,
-        clock.clone(),
-        public_url,
-        miemu::state::Extras::default(),
-    );
+    let state =
+        miemu::AppState::with_extras(config.clone(), raw, key, clock.clone(), public_url, extras);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = rx.clone();
@@ -108,6 +123,9 @@ pub(crate) async fn spawn_config(config: Config, raw: config::RawConfig) -> Test
         miemu::server::Gate::default(),
         stopped(),
     ));
+    if watch {
+        tokio::spawn(miemu::reload::watch(state.clone(), stopped()));
+    }
     let gate = state.gate().clone();
     let server = tokio::spawn(miemu::run(
         listener,

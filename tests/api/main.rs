@@ -7,6 +7,7 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+mod admin;
 mod app_service;
 mod binary;
 mod helpers;
