@@ -46,7 +46,9 @@ pub fn build_router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        // Failures are logged once, by the handlers, at the level their
+            // kind deserves; the trace layer only provides the span.
+            TraceLayer::new_for_http().on_failure(()).make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()
                     .get(REQUEST_ID)

@@ -65,7 +65,7 @@ fn try_reload(state: &AppState) -> Result<(), ConfigError> {
 /// Rewrites every container's env file, if an env directory is configured.
 /// A failure is logged, not fatal: the endpoint keeps serving.
 pub fn write_env_files(state: &AppState, live: &Live) {
-        if let Some(target) = state.env_target()
+    if let Some(target) = state.env_target()
         && let Err(e) = envfile::write_all(&target.dir, &live.platform, &target.endpoint)
     {
         tracing::error!(error = %e, "cannot write env files");

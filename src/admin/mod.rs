@@ -54,12 +54,17 @@ fn not_found(what: &str) -> AdminError {
 
 type AdminResult = Result<Response, AdminError>;
 
-/// A JSON body, or why it is not one (answered in the admin error shape,
-/// not axum's plain text).
-type JsonBody = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
+/// A request body, read as JSON whatever its `Content-Type` (so `curl -d`
+/// works) and refused in the admin error shape, not axum's plain text.
+type JsonBody = axum::body::Bytes;
 
-fn rejected(e: &axum::extract::rejection::JsonRejection) -> AdminError {
-    AdminError(StatusCode::BAD_REQUEST, e.body_text())
+fn json_value(body: &[u8]) -> Result<Value, AdminError> {
+    serde_json::from_slice(body).map_err(|e| {
+        AdminError(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AdminError> {
@@ -179,7 +184,7 @@ struct NewIdentity {
 }
 
 async fn add_identity(State(state): State<AppState>, body: JsonBody) -> AdminResult {
-    let new: NewIdentity = from_json(body.map_err(|e| rejected(&e))?.0)?;
+    let new: NewIdentity = from_json(json_value(&body)?)?;
     if new.name.eq_ignore_ascii_case("system") {
         return Err(AdminError(
             StatusCode::BAD_REQUEST,
@@ -226,7 +231,7 @@ struct IdentityPatch {
 async fn put_identity(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Option<Json<Value>>,
+    body: JsonBody,
 ) -> AdminResult {
     if !name.eq_ignore_ascii_case("system") {
         return Err(AdminError(
@@ -234,9 +239,10 @@ async fn put_identity(
             "PUT only enables the system identity (/identities/system); add user-assigned identities with POST /identities".to_owned(),
         ));
     }
-    let patch: IdentityPatch = match body {
-        Some(Json(v)) => from_json(v)?,
-        None => IdentityPatch::default(),
+    let patch: IdentityPatch = if body.iter().all(u8::is_ascii_whitespace) {
+        IdentityPatch::default()
+    } else {
+        from_json(json_value(&body)?)?
     };
     edit(&state, |raw| {
         let system = raw
@@ -256,7 +262,7 @@ async fn patch_identity(
     Path(name): Path<String>,
     body: JsonBody,
 ) -> AdminResult {
-    let patch: IdentityPatch = from_json(body.map_err(|e| rejected(&e))?.0)?;
+    let patch: IdentityPatch = from_json(json_value(&body)?)?;
     edit(&state, |raw| {
         if name.eq_ignore_ascii_case("system") {
             let system = raw
@@ -368,7 +374,7 @@ async fn list_faults(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn add_fault(State(state): State<AppState>, body: JsonBody) -> AdminResult {
-    let Json(body) = body.map_err(|e| rejected(&e))?;
+    let body = json_value(&body)?;
     let spec = FaultSpec::from_json(body).map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
     let fault = state
         .faults()
@@ -399,7 +405,7 @@ struct NotReady {
 }
 
 async fn post_not_ready(State(state): State<AppState>, body: JsonBody) -> AdminResult {
-    let body: NotReady = from_json(body.map_err(|e| rejected(&e))?.0)?;
+    let body: NotReady = from_json(json_value(&body)?)?;
     if body.for_secs > 3600 {
         return Err(AdminError(
             StatusCode::BAD_REQUEST,

@@ -291,6 +291,7 @@ fn issue(
     let mut lifetime = live.tokens.lifetime_secs;
     let mut use_cache = live.tokens.cache;
     let name = found.as_ref().ok().map(|i| i.name.as_str());
+    facts.identity = name.map(str::to_owned);
     if let Some((id, action)) =
         state
             .faults()

@@ -43,6 +43,16 @@ pub(crate) fn env_value(path: &Path, name: &str) -> String {
 impl Served {
     /// Starts the binary and waits (bounded) until its env files exist.
     pub(crate) async fn start(config: Option<&Path>, key_dir: &Path, work: &Path) -> Self {
+        Self::start_with(config, key_dir, work, &[]).await
+    }
+
+    /// Like `start`, with extra `serve` arguments.
+    pub(crate) async fn start_with(
+        config: Option<&Path>,
+        key_dir: &Path,
+        work: &Path,
+        extra: &[&str],
+    ) -> Self {
         let env_dir = work.join("env");
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -53,6 +63,7 @@ impl Served {
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(extra);
         cmd.env("RUST_LOG", "miemu=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -115,3 +115,122 @@ async fn python_azure_identity_gets_verifiable_tokens_for_system_and_client_id()
     let (status, _, _) = served.stop().await;
     assert!(status.success());
 }
+
+/// A free loopback port (bound, read, released) for a listener the binary
+/// opens itself.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn run_python(python: &Path, endpoint: &str, secret: &str) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IDENTITY_ENDPOINT", endpoint)
+        .env("IDENTITY_HEADER", secret)
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .args(["-c", SCRIPT]);
+    tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn python_azure_identity_recovers_from_a_503_burst_and_a_secret_rotation() {
+    const ADMIN_TOKEN: &str = "python-test-admin-token";
+    let python = python();
+    let work = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let served = Served::start_with(
+        None,
+        &work.path().join("keys"),
+        work.path(),
+        &["--admin-listen", &admin, "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let admin_url = |path: &str| format!("http://{admin}{path}");
+    let app_env = served.env_file("app");
+    let endpoint = env_value(&app_env, "IDENTITY_ENDPOINT");
+    let old_secret = env_value(&app_env, "IDENTITY_HEADER");
+
+    // Three 503s with Retry-After: 1, then normal answers. azure-core retries
+    // and the credential gets its token.
+    let fault = http
+        .post(admin_url("/faults"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"kind": "status", "status": 503, "count": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fault.status(), 201);
+    let out = run_python(&python, &endpoint, &old_secret).await;
+    assert!(
+        out.status.success(),
+        "no recovery from the 503 burst:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: serde_json::Value = http
+        .get(admin_url("/requests?container=app"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["fault", "fault", "fault", "issued"]);
+
+    // Rotate the app container's secret: the env file is rewritten, a client
+    // still holding the old secret is refused, a recreated one succeeds.
+    let rotated: serde_json::Value = http
+        .post(admin_url("/containers/app/rotate-secret"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_secret = env_value(&app_env, "IDENTITY_HEADER");
+    assert_eq!(rotated["secret"], new_secret.as_str());
+    assert_ne!(new_secret, old_secret);
+    let stale = run_python(&python, &endpoint, &old_secret).await;
+    assert!(!stale.status.success(), "the old secret still works");
+    let fresh = run_python(&python, &endpoint, &new_secret).await;
+    assert!(
+        fresh.status.success(),
+        "the new secret fails:\n{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+
+    let (status, stdout, stderr) = served.stop().await;
+    assert!(status.success());
+    assert!(
+        stdout.contains(&format!("admin API       http://{admin}")),
+        "{stdout}"
+    );
+    for secret in [&old_secret, &new_secret] {
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "a secret leaked into the log"
+        );
+    }
+    assert!(
+        !stderr.contains(ADMIN_TOKEN),
+        "the admin token leaked into the log"
+    );
+}
