@@ -93,7 +93,7 @@ async fn count(State(state): State<AppState>, req: Request<Body>, next: Next) ->
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {
-    let key_age = state.now() - state.key().created_at();
+    let key_age = state.now() - state.keys().signer().created_at();
     let identities = state.live().platform.identities.iter().count();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

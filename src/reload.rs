@@ -72,8 +72,9 @@ pub fn write_env_files(state: &AppState, live: &Live) {
     }
 }
 
-/// Watches the configuration file (polling its content) and SIGHUP until
-/// `stop` completes, reloading on either.
+/// Watches the configuration file (polling its content), the key
+/// directory's current key, and SIGHUP until `stop` completes, reloading on
+/// any of them.
 pub async fn watch(state: AppState, stop: impl std::future::Future<Output = ()>) {
     let path = state.source().path.clone();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -96,9 +97,10 @@ pub async fn watch(state: AppState, stop: impl std::future::Future<Output = ()>)
                 let _ = reload(&state);
             }
             _ = tick.tick() => {
-                                let Some(p) = path.as_deref() else { continue };
+                state.refresh_keys();
+                let Some(p) = path.as_deref() else { continue };
                 // An unreadable file (mid-replace by an editor) is skipped.
-                                if let Ok(text) = std::fs::read_to_string(p)
+                if let Ok(text) = std::fs::read_to_string(p)
                     && state.is_new_text(&text)
                 {
                     tracing::info!(config = %p.display(), "configuration file changed");

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::platform::Platform;
 use crate::requestlog::RequestLog;
 use crate::server::Gate;
-use crate::token::{SigningKey, TokenCache};
+use crate::token::{KeyError, KeyRing, SigningKey, TokenCache};
 
 /// What may change at run time, swapped whole.
 #[derive(Debug)]
@@ -111,7 +111,9 @@ pub struct AppState {
 struct Inner {
     live: RwLock<Arc<Live>>,
     writer: Mutex<()>,
-    key: SigningKey,
+    keys: RwLock<Arc<KeyRing>>,
+    key_dir: Option<PathBuf>,
+    key_overlap_secs: i64,
     clock: Arc<dyn Clock>,
     public_url: String,
     faults: FaultSet,
@@ -131,16 +133,19 @@ pub struct Extras {
     pub source: Option<Source>,
     /// Where env files go.
     pub env: Option<EnvTarget>,
+    /// The key directory, for rotation; `None` for an in-memory key.
+    pub key_dir: Option<PathBuf>,
 }
 
 impl AppState {
     /// Builds the state from a validated configuration, a loaded key and the
     /// base URL clients use.
     pub fn new(config: Config, key: SigningKey, clock: Arc<dyn Clock>, public_url: String) -> Self {
+        let keys = KeyRing::single(key);
         Self::with_extras(
             config,
             RawConfig::default(),
-            key,
+            keys,
             clock,
             public_url,
             Extras::default(),
@@ -152,11 +157,12 @@ impl AppState {
     pub fn with_extras(
         config: Config,
         raw: RawConfig,
-        key: SigningKey,
+        keys: KeyRing,
         clock: Arc<dyn Clock>,
         public_url: String,
         extras: Extras,
     ) -> Self {
+        let key_overlap_secs = config.server.key_overlap_secs;
         let requests = RequestLog::with_capacity(config.server.request_log);
         let source = extras.source.unwrap_or(Source {
             path: None,
@@ -167,7 +173,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 live: RwLock::new(Arc::new(Live::new(config, raw, None))),
                 writer: Mutex::new(()),
-                key,
+                keys: RwLock::new(Arc::new(keys)),
+                key_dir: extras.key_dir,
+                key_overlap_secs,
                 clock,
                 public_url,
                 faults: FaultSet::default(),
@@ -209,9 +217,74 @@ impl AppState {
         Ok(next)
     }
 
-    /// The signing key.
-    pub fn key(&self) -> &SigningKey {
-        &self.inner.key
+    /// The signing key and the keys still published.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rotates the signing key on disk and starts signing with the new one;
+    /// on failure the current key keeps signing.
+    pub fn rotate_keys(&self) -> Result<Arc<KeyRing>, KeyError> {
+        let dir = self.inner.key_dir.as_deref().ok_or(KeyError::Crypto(
+            "this server's key lives only in memory and cannot be rotated",
+        ))?;
+        let _writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ring = Arc::new(KeyRing::rotate(
+            dir,
+            self.now(),
+            self.inner.key_overlap_secs,
+        )?);
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = ring.clone();
+        Ok(ring)
+    }
+
+    /// Re-reads the key directory when its current key is not the one in
+    /// use (rotated by `miemu keys rotate` while running). A failure keeps
+    /// the key in use.
+    pub fn refresh_keys(&self) {
+        let Some(dir) = self.inner.key_dir.as_deref() else {
+            return;
+        };
+        let on_disk = crate::token::keyring::current_kid(dir).ok().flatten();
+        if on_disk
+            .as_deref()
+            .is_none_or(|kid| kid == self.keys().signer().kid())
+        {
+            return;
+        }
+        let _writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match KeyRing::load_or_create(dir, self.now(), self.inner.key_overlap_secs) {
+            Ok((ring, _)) => {
+                tracing::info!(
+                    token.kid = ring.signer().kid(),
+                    "signing key changed on disk; now signing with it"
+                );
+                *self
+                    .inner
+                    .keys
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the new signing key; the current one keeps signing")
+            }
+        }
     }
 
     /// Current Unix time.

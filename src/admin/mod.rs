@@ -94,6 +94,8 @@ pub fn router(state: AppState, token: Secret) -> Router {
         )
         .route("/faults/{id}", axum::routing::delete(delete_fault))
         .route("/not-ready", post(post_not_ready))
+        .route("/keys", get(list_keys))
+        .route("/keys/rotate", post(rotate_keys))
         .fallback(|| async {
             AdminError(StatusCode::NOT_FOUND, "no such admin endpoint".to_owned())
         })
@@ -154,7 +156,7 @@ async fn get_status(State(state): State<AppState>) -> Json<Value> {
         "identities": live.platform.identities.iter().count(),
         "containers": live.platform.containers.len(),
         "faults": state.faults().list(now).len(),
-        "kid": state.key().kid(),
+        "kid": state.keys().signer().kid(),
         "accepting_connections": state.gate().closed_until().is_none(),
     }))
 }
@@ -395,6 +397,24 @@ async fn delete_fault(State(state): State<AppState>, Path(id): Path<u64>) -> Adm
     } else {
         Err(not_found(&format!("fault {id}")))
     }
+}
+
+async fn list_keys(State(state): State<AppState>) -> Json<Value> {
+    let keys = state.keys();
+    Json(
+        json!({ "signer": keys.signer().kid(), "published": keys.published().collect::<Vec<_>>() }),
+    )
+}
+
+async fn rotate_keys(State(state): State<AppState>) -> AdminResult {
+    let keys = state.rotate_keys().map_err(|e| {
+        AdminError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rotation failed, the current key keeps signing: {e}"),
+        )
+    })?;
+    tracing::info!(token.kid = keys.signer().kid(), "signing key rotated");
+    Ok(Json(json!({ "signer": keys.signer().kid(), "published": keys.published().map(|j| &j.kid).collect::<Vec<_>>() })).into_response())
 }
 
 /// How long the token port refuses connections.

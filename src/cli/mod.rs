@@ -43,12 +43,36 @@ enum Command {
         /// The token, or `-` to read it from standard input.
         token: String,
     },
+    /// Manage the signing keys in a key directory.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Exit 0 when the server's /healthz answers 200 (for container HEALTHCHECKs).
     Healthcheck {
         /// Health URL.
         #[arg(long, default_value = "http://127.0.0.1:42356/healthz")]
         url: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Make a new key the signer; the current one stays published for the overlap window.
+    /// A running miemu using the directory switches to the new key within a second.
+    Rotate(KeyDirArgs),
+    /// List the signer and the keys still published.
+    List(KeyDirArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeyDirArgs {
+    /// Key directory [default: $XDG_STATE_HOME/miemu/keys or ~/.local/state/miemu/keys].
+    #[arg(long, env = "MIEMU_KEY_DIR")]
+    key_dir: Option<PathBuf>,
+    /// Seconds a retired key stays published.
+    #[arg(long, default_value_t = crate::token::keyring::DEFAULT_OVERLAP_SECS)]
+    overlap_secs: i64,
 }
 
 /// Options of `serve`.
@@ -128,6 +152,7 @@ pub fn main() -> ExitCode {
         Some(Command::Token(args)) => client::token(&args),
         Some(Command::Decode { token }) => decode::decode(&token),
         Some(Command::Healthcheck { url }) => client::healthcheck(&url),
+        Some(Command::Keys { action }) => keys(&action),
     };
     match result {
         Ok(code) => code,
@@ -136,4 +161,41 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keys(action: &KeysAction) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+
+    use crate::clock::{Clock as _, SystemClock};
+    use crate::token::KeyRing;
+
+    let (KeysAction::Rotate(args) | KeysAction::List(args)) = action;
+    let dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(crate::config::default_key_dir);
+    let now = SystemClock.now();
+    let ring = match action {
+        KeysAction::Rotate(_) => {
+            KeyRing::rotate(&dir, now, args.overlap_secs).with_context(|| {
+                format!(
+                    "rotating the key in {}; the current key keeps signing",
+                    dir.display()
+                )
+            })?
+        }
+        KeysAction::List(_) if crate::token::keyring::current_kid(&dir)?.is_none() => {
+            anyhow::bail!("no signing key in {}", dir.display())
+        }
+        KeysAction::List(_) => {
+            KeyRing::load_or_create(&dir, now, args.overlap_secs)
+                .with_context(|| format!("loading {}", dir.display()))?
+                .0
+        }
+    };
+    println!("signer    {}", ring.signer().kid());
+    for jwk in ring.published().skip(1) {
+        println!("published {} (retired)", jwk.kid);
+    }
+    Ok(ExitCode::SUCCESS)
 }

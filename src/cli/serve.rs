@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::faults::FaultSpec;
 use crate::state::{EnvTarget, Extras, Source};
-use crate::token::{KeyOrigin, SigningKey};
+use crate::token::{KeyOrigin, KeyRing};
 use crate::{envfile, reload, server, telemetry};
 
 pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -25,8 +25,9 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let key_dir = config.server.key_dir.clone();
-    let (key, key_origin) = SigningKey::load_or_create(&key_dir, clock.now())
-        .with_context(|| format!("loading the signing key from {}", key_dir.display()))?;
+    let (keys, key_origin) =
+        KeyRing::load_or_create(&key_dir, clock.now(), config.server.key_overlap_secs)
+            .with_context(|| format!("loading the signing key from {}", key_dir.display()))?;
 
     let faults = args
         .fault
@@ -77,8 +78,8 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             Some(l) => Some(format!("http://{}", l.local_addr().context("reading the admin address")?)),
             None => None,
         };
-        print!("{}", summary(&config, &key, key_origin, &public_url, env.is_some(), admin_url.as_deref()));
-        tracing::info!(listen = %bound, token.kid = key.kid(), identities = config.platform.identities.iter().count(), containers = config.platform.containers.len(), "listening");
+        print!("{}", summary(&config, &keys, key_origin, &public_url, env.is_some(), admin_url.as_deref()));
+        tracing::info!(listen = %bound, token.kid = keys.signer().kid(), identities = config.platform.identities.iter().count(), containers = config.platform.containers.len(), "listening");
 
         let admin_token = config.admin.token.clone();
         let extras = Extras {
@@ -88,8 +89,9 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 text: Some(text),
             }),
             env,
+            key_dir: Some(key_dir),
         };
-        let state = crate::AppState::with_extras(config, raw, key, clock, public_url, extras);
+        let state = crate::AppState::with_extras(config, raw, keys, clock, public_url, extras);
         for spec in faults {
             let now = state.now();
             state.faults().add(spec, now).context("--fault")?;
@@ -134,7 +136,7 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 /// the log.
 fn summary(
     config: &Config,
-    key: &SigningKey,
+    keys: &KeyRing,
     origin: KeyOrigin,
     public_url: &str,
     env_dir: bool,
@@ -166,7 +168,7 @@ fn summary(
     let _ = writeln!(
         s,
         "  signing key     kid {} ({how} {})",
-        key.kid(),
+        keys.signer().kid(),
         config.server.key_dir.display()
     );
     if let Some(url) = admin_url {

@@ -126,6 +126,7 @@ fn as_raw(c: &Config) -> RawConfig {
             env_dir: c.server.env_dir.as_ref().map(|d| d.display().to_string()),
             dangerously_allow_forwarded: Some(c.server.allow_forwarded),
             request_log: Some(c.server.request_log),
+            key_overlap_secs: Some(c.server.key_overlap_secs),
         },
         admin: RawAdmin {
             listen: c.admin.listen.map(|a| a.to_string()),

@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub allow_forwarded: bool,
     /// Request-log capacity.
     pub request_log: usize,
+    /// Seconds a rotated-out key stays published.
+    pub key_overlap_secs: i64,
 }
 
 /// The admin API.
@@ -587,6 +589,19 @@ impl Validator<'_> {
                 format!("{request_log} is not between 1 and 1000000"),
             );
         }
+        let key_overlap_secs = raw
+            .server
+            .key_overlap_secs
+            .unwrap_or(crate::token::keyring::DEFAULT_OVERLAP_SECS);
+        if !(0..=MAX_LIFETIME_SECS * 2).contains(&key_overlap_secs) {
+            self.problem(
+                "server.key_overlap_secs",
+                format!(
+                    "{key_overlap_secs} is not between 0 and {}",
+                    MAX_LIFETIME_SECS * 2
+                ),
+            );
+        }
         Some(ServerConfig {
             listen: listen.ok()?,
             public_url,
@@ -594,6 +609,7 @@ impl Validator<'_> {
             env_dir: raw.server.env_dir.as_deref().map(PathBuf::from),
             allow_forwarded: raw.server.dangerously_allow_forwarded.unwrap_or(false),
             request_log,
+            key_overlap_secs,
         })
     }
 

@@ -115,6 +115,9 @@ pub struct RawServer {
     pub dangerously_allow_forwarded: Option<bool>,
     /// Request-log capacity (records). Defaults to 1000.
     pub request_log: Option<usize>,
+    /// Seconds a rotated-out key stays in the JWKS. Defaults to 90 000
+    /// (longer than the default token lifetime).
+    pub key_overlap_secs: Option<i64>,
 }
 
 /// Token minting settings.

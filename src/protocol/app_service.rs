@@ -339,7 +339,8 @@ fn issue(
         now,
         lifetime_secs: lifetime,
     };
-    let token = token::mint(&admitted, state.key(), &input).map_err(|e: MintError| {
+    let keys = state.keys();
+    let token = token::mint(&admitted, keys.signer(), &input).map_err(|e: MintError| {
         tracing::error!(error = %e, "token minting failed");
         AppServiceError::Internal
     })?;

@@ -83,7 +83,7 @@ async fn get_keys(State(state): State<AppState>, Path(tenant): Path<String>) -> 
     }
     (
         [(header::CACHE_CONTROL, "max-age=86400, private")],
-        Json(json!({ "keys": [state.key().jwk()] })),
+        Json(json!({ "keys": state.keys().published().collect::<Vec<_>>() })),
     )
         .into_response()
 }

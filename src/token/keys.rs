@@ -1,8 +1,8 @@
 //! The signing key: created once, kept on disk, published as a JWK.
 //!
-//! The key directory holds `signing-key.pem` (PKCS#8, mode 0600) and
-//! `signing-cert.pem` (a self-signed certificate, so the JWKS can carry
-//! `x5c`/`x5t` like Entra's). Both are written atomically (temporary file,
+//! One key lives in one directory: `key.pem` (PKCS#8, mode 0600) and
+//! `cert.pem` (a self-signed certificate, so the JWKS can carry `x5c`/`x5t`
+//! like Entra's); [`super::keyring`] arranges several of them. Both are written atomically (temporary file,
 //! fsync, rename) and a restart reuses them, so `kid` stays the same and
 //! tokens held by clients keep validating. A key file that exists but cannot
 //! be read or parsed stops start-up and is never overwritten.
@@ -26,9 +26,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 /// File name of the private key inside the key directory.
-pub const KEY_FILE: &str = "signing-key.pem";
+pub const KEY_FILE: &str = "key.pem";
 /// File name of the certificate inside the key directory.
-pub const CERT_FILE: &str = "signing-cert.pem";
+pub const CERT_FILE: &str = "cert.pem";
 
 /// Why the signing key could not be loaded, created or used.
 #[derive(Debug, Error)]

@@ -6,6 +6,7 @@
 
 mod cache;
 pub mod claims;
+pub mod keyring;
 pub mod keys;
 mod resource;
 
@@ -19,6 +20,7 @@ use crate::policy::Admitted;
 
 pub use cache::{REFRESH_MARGIN_SECS, TokenCache};
 pub use claims::Claims;
+pub use keyring::KeyRing;
 pub use keys::{Jwk, KeyError, KeyOrigin, SigningKey};
 pub use resource::{MAX_LEN as MAX_RESOURCE_LEN, Resource, ResourceError};
 

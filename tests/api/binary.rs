@@ -268,7 +268,9 @@ async fn the_signing_key_survives_a_restart() {
 #[tokio::test]
 async fn a_corrupt_key_stops_start_up_with_a_clear_message() {
     let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("signing-key.pem"), "not a key").unwrap();
+    std::fs::write(work.path().join("current"), "abc").unwrap();
+    std::fs::create_dir(work.path().join("abc")).unwrap();
+    std::fs::write(work.path().join("abc/key.pem"), "not a key").unwrap();
     let key_dir = work.path().to_str().unwrap();
     let (code, _, stderr) = run(
         &["serve", "--listen", "127.0.0.1:0", "--key-dir", key_dir],
@@ -276,10 +278,10 @@ async fn a_corrupt_key_stops_start_up_with_a_clear_message() {
     )
     .await;
     assert_eq!(code, 1);
-    assert!(stderr.contains("signing-key.pem is not usable"), "{stderr}");
+    assert!(stderr.contains("abc/key.pem is not usable"), "{stderr}");
     assert!(stderr.contains("will not overwrite"), "{stderr}");
     assert_eq!(
-        std::fs::read_to_string(work.path().join("signing-key.pem")).unwrap(),
+        std::fs::read_to_string(work.path().join("abc/key.pem")).unwrap(),
         "not a key"
     );
 }

@@ -75,9 +75,10 @@ pub(crate) async fn spawn_app_from_file(path: &Path) -> TestApp {
         source: Some(miemu::state::Source {
             path: Some(path.to_owned()),
             overrides: config::Overrides::default(),
-            text: Some(text),
+                        text: Some(text),
         }),
         env: None,
+        key_dir: None,
     };
     spawn_config(config, raw, extras).await
 }
@@ -104,8 +105,14 @@ pub(crate) async fn spawn_config(
         .iter()
         .map(|c| (c.name.clone(), c.secret.expose().to_owned()))
         .collect();
-    let state =
-        miemu::AppState::with_extras(config.clone(), raw, key, clock.clone(), public_url, extras);
+    let state = miemu::AppState::with_extras(
+        config.clone(),
+        raw,
+        miemu::token::KeyRing::single(key),
+        clock.clone(),
+        public_url,
+        extras,
+    );
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = rx.clone();
