@@ -20,9 +20,12 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test (unit, integration, Python azure-identity against the binary)"
 cargo test --locked
+cargo build --locked --bin miemu
+
+step "key rotation on a full disk (tiny tmpfs)"
+bash scripts/key-failure-test.sh
 
 step "Azure SDK conformance matrix (tests/sdk), in a loopback-only network namespace"
-cargo build --locked --bin miemu
 MIEMU_BIN="$PWD/target/debug/miemu" bash scripts/sdk-matrix.sh --netns --check
 
 step "container run: Dockerfile runtime stage + docker-compose.yml on podman"

@@ -75,7 +75,7 @@ pub(crate) async fn spawn_app_from_file(path: &Path) -> TestApp {
         source: Some(miemu::state::Source {
             path: Some(path.to_owned()),
             overrides: config::Overrides::default(),
-                        text: Some(text),
+            text: Some(text),
         }),
         env: None,
         key_dir: None,

@@ -11,5 +11,6 @@ mod admin;
 mod app_service;
 mod binary;
 mod helpers;
+mod keys;
 mod oidc;
 mod python_sdk;
