@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
+
 step "cargo test (unit, integration, Python azure-identity against the binary)"
 cargo test --locked
 cargo build --locked --bin miemu

@@ -1,7 +1,7 @@
 //! The configuration file as written: plain serde data, no validation.
 //!
 //! Unknown keys are not rejected by serde here (`deny_unknown_fields` stops at
-//! the first one); [`super::parse_file`] collects *all* of them with
+//! the first one); [`super::parse_str`] collects *all* of them with
 //! `serde_ignored` and reports them together. Nothing in this module checks
 //! that the values make sense together; [`super::Config::from_raw`] does that
 //! and also reports every problem at once.
