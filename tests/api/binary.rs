@@ -468,3 +468,38 @@ async fn token_decode_and_healthcheck_subcommands_work_against_the_server() {
         "fails once the server is gone"
     );
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_of_each_token_request() {
+    let work = tempfile::tempdir().unwrap();
+    let served = Served::start_with(
+        None,
+        &work.path().join("keys"),
+        work.path(),
+        &["--log-format", "json"],
+    )
+    .await;
+    let env = served.env_file("app");
+    let resp = reqwest::Client::new()
+        .get(env_value(&env, "IDENTITY_ENDPOINT"))
+        .query(&[("api-version", "2019-08-01"), ("resource", "api://x")])
+        .header("X-IDENTITY-HEADER", env_value(&env, "IDENTITY_HEADER"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let (status, _, stderr) = served.stop().await;
+    assert!(status.success());
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let token_line = lines
+        .iter()
+        .find(|l| l["message"] == "token request")
+        .unwrap_or_else(|| panic!("no token request line in {stderr}"));
+    assert_eq!(token_line["span"]["request.id"], request_id.as_str());
+    assert_eq!(token_line["caller.container"], "app");
+    assert_eq!(token_line["outcome"], "issued");
+}
