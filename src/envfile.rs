@@ -9,9 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::atomicfile::{self, Sync, WriteError};
 use crate::platform::{Container, Platform};
-use crate::token::KeyError;
-use crate::token::keys::write_atomically;
 
 /// `(name, value)` pairs a container needs; `endpoint` is the full token URL.
 pub fn variables(container: &Container, endpoint: &str) -> Vec<(&'static str, String)> {
@@ -46,8 +45,8 @@ pub fn write_all(
     dir: &Path,
     platform: &Platform,
     endpoint: &str,
-) -> Result<Vec<PathBuf>, KeyError> {
-    std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+) -> Result<Vec<PathBuf>, WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
         action: "cannot create env directory",
         path: dir.to_owned(),
         source,
@@ -55,7 +54,13 @@ pub fn write_all(
     let mut written = Vec::new();
     for container in &platform.containers {
         let path = dir.join(format!("{}.env", container.name));
-        write_atomically(&path, render(container, endpoint).as_bytes(), 0o644)?;
+        // Regenerated at every start: whole is enough, durable is not needed.
+        atomicfile::write(
+            &path,
+            render(container, endpoint).as_bytes(),
+            0o644,
+            Sync::Visible,
+        )?;
         written.push(path);
     }
     Ok(written)

@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod atomicfile;
 pub mod cli;
 pub mod clock;
 pub mod config;

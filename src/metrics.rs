@@ -6,7 +6,7 @@
 //! sets are bounded (endpoints and statuses are fixed lists, containers come
 //! from the configuration, unknown callers are counted as `-`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -14,7 +14,9 @@ use std::sync::{Mutex, PoisonError};
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16, String), u64>>,
+    /// By (endpoint, status), then container: nested so that counting
+    /// needs no allocation once a container has been seen.
+    requests: Mutex<HashMap<(&'static str, u16), HashMap<String, u64>>>,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     minted: AtomicU64,
     cache_hits: AtomicU64,
@@ -23,9 +25,15 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn request(&self, endpoint: &'static str, status: u16, container: Option<&str>) {
+        let container = container.unwrap_or("-");
         let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        *map.entry((endpoint, status, container.unwrap_or("-").to_owned()))
-            .or_default() += 1;
+        let by_container = map.entry((endpoint, status)).or_default();
+        match by_container.get_mut(container) {
+            Some(n) => *n += 1,
+            None => {
+                by_container.insert(container.to_owned(), 1);
+            }
+        }
     }
 
     /// Counts a refused token request by reason (the log's outcome).
@@ -53,12 +61,14 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP miemu_requests_total HTTP requests answered, by endpoint, status and calling container.\n");
         out.push_str("# TYPE miemu_requests_total counter\n");
-        for ((endpoint, status, container), n) in self
+        let rows: BTreeMap<(&'static str, u16, String), u64> = self
             .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-        {
+            .flat_map(|((e, s), by)| by.iter().map(move |(c, n)| ((*e, *s, c.clone()), *n)))
+            .collect();
+        for ((endpoint, status, container), n) in &rows {
             let _ = writeln!(
                 out,
                 "miemu_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\",container=\"{}\"}} {n}",

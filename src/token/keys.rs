@@ -14,10 +14,11 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
+
+use crate::atomicfile;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine as _;
@@ -51,6 +52,9 @@ pub enum KeyError {
         /// Why.
         reason: String,
     },
+    /// A key file could not be written; the previous one is untouched.
+    #[error(transparent)]
+    Write(#[from] atomicfile::WriteError),
     /// The cryptographic library failed.
     #[error("crypto failure: {0}")]
     Crypto(&'static str),
@@ -326,45 +330,9 @@ fn encode_pem(tag: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(tag, der))
 }
 
-/// Writes a file so that readers see either the old content or the new, never
-/// a partial one: temporary file in the same directory, fsync, rename, fsync
-/// of the directory.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| KeyError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io("cannot create", &tmp))?;
-        file.write_all(contents).map_err(io("cannot write", &tmp))?;
-        file.sync_all().map_err(io("cannot sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io("cannot rename into place", path))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Writes key material durably and atomically.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+    atomicfile::write(path, contents, mode, atomicfile::Sync::Durable).map_err(KeyError::from)
 }
 
 #[cfg(test)]
