@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,8 +30,14 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest graceful shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Read buffer per connection; also the largest accepted request head.
+/// Read buffer cap per connection. hyper checks it before each read and its
+/// reads grow, so the largest head accepted in one write is somewhat larger
+/// (about 112 KiB, pinned by `tests/api/hostile`); beyond it, 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long, at shutdown, open connections get to deliver a request already
+/// on its way before idle ones are closed.
+pub const LAME_DUCK: Duration = Duration::from_secs(1);
 
 /// Default cap on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
@@ -73,6 +80,7 @@ pub async fn run(
     let mut listener = Some(listener);
     let mut gate_rx = gate.0.subscribe();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let draining = Arc::new(AtomicBool::new(false));
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -136,7 +144,7 @@ pub async fn run(
             cap_logged = false;
         }
         let _ = stream.set_nodelay(true);
-        let service = connection_service(router.clone(), peer);
+        let service = connection_service(router.clone(), peer, draining.clone());
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -147,6 +155,18 @@ pub async fn run(
         });
     }
     drop(listener);
+    // Lame duck: every answer from now on says `Connection: close`, so a
+    // request already on its way over a keep-alive connection is answered
+    // and that connection then closes. hyper's graceful shutdown alone would
+    // close "idle" connections at once, dropping such requests
+    // (hyperium/hyper#3792). Connections still idle afterwards are closed.
+    draining.store(true, Ordering::SeqCst);
+    let lame_duck_end = tokio::time::Instant::now() + LAME_DUCK;
+    while permits.available_permits() < max_connections
+        && tokio::time::Instant::now() < lame_duck_end
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {
@@ -159,6 +179,7 @@ pub async fn run(
 fn connection_service(
     router: Router,
     peer: SocketAddr,
+    draining: Arc<AtomicBool>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -167,7 +188,18 @@ fn connection_service(
 > + Clone {
     hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req.map(axum::body::Body::new))
+        let router = router.clone();
+        let draining = draining.clone();
+        async move {
+            let mut response = router.oneshot(req.map(axum::body::Body::new)).await?;
+            if draining.load(Ordering::SeqCst) {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        }
     })
 }
 
