@@ -503,3 +503,158 @@ async fn json_logs_carry_the_request_id_of_each_token_request() {
     assert_eq!(token_line["caller.container"], "app");
     assert_eq!(token_line["outcome"], "issued");
 }
+
+/// Runs a full session at the most verbose log level and checks that no
+/// secret, admin token, private key or access token reaches the log.
+#[tokio::test]
+async fn logs_never_contain_secrets_tokens_or_keys() {
+    const ADMIN: &str = "log-test-admin-token-0123";
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys");
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+            "--admin-token",
+            ADMIN,
+        ])
+        .arg("--key-dir")
+        .arg(&keys)
+        .arg("--env-dir")
+        .arg(work.path().join("env"))
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let app_env = work.path().join("env/app.env");
+    for _ in 0..200 {
+        if app_env.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let endpoint = env_value(&app_env, "IDENTITY_ENDPOINT");
+    let mut secrets = vec![
+        env_value(&app_env, "IDENTITY_HEADER"),
+        env_value(&work.path().join("env/init.env"), "IDENTITY_HEADER"),
+        ADMIN.to_owned(),
+    ];
+    let http = reqwest::Client::new();
+    let get_token = |secret: String, extra: &'static str| {
+        let http = http.clone();
+        let url = format!("{endpoint}?api-version=2019-08-01&resource=api%3A%2F%2Flogs{extra}");
+        async move {
+            http.get(url)
+                .header("X-IDENTITY-HEADER", secret)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let ok: Value = get_token(secrets[0].clone(), "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    secrets.push(ok["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(get_token(secrets[1].clone(), "").await.status(), 403);
+    assert_eq!(
+        get_token("wrong-secret-value".to_owned(), "")
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        get_token(secrets[0].clone(), "&client_id=nope")
+            .await
+            .status(),
+        400
+    );
+    let admin_post = |path: &str| http.post(format!("{admin}{path}")).bearer_auth(ADMIN);
+    let rotated: Value = admin_post("/containers/app/rotate-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    secrets.push(rotated["secret"].as_str().unwrap().to_owned());
+    assert_eq!(
+        admin_post("/keys/rotate").send().await.unwrap().status(),
+        200
+    );
+    let again: Value = get_token(secrets[4].clone(), "2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    secrets.push(again["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(
+        http.get(format!("{admin}/requests"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // Private keys: every base64 line of every key.pem in the key directory.
+    let mut key_lines = Vec::new();
+    for entry in std::fs::read_dir(&keys).unwrap().flatten() {
+        if let Ok(pem) = std::fs::read_to_string(entry.path().join("key.pem")) {
+            key_lines.extend(
+                pem.lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(key_lines.len() > 40, "expected two PEM keys");
+
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert!(
+        log.lines().count() > 12,
+        "trace logging produced too little to be a test:\n{log}"
+    );
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret or token appears in the log"
+        );
+        // Also no large fragment of a token (e.g. its signature part).
+        if let Some(sig) = secret.rsplit('.').next().filter(|s| s.len() > 100) {
+            assert!(
+                !log.contains(&sig[..60]),
+                "a token signature appears in the log"
+            );
+        }
+    }
+    for line in &key_lines {
+        assert!(
+            !log.contains(line.as_str()),
+            "private key material appears in the log"
+        );
+    }
+}
