@@ -11,6 +11,7 @@ mod admin;
 mod app_service;
 mod binary;
 mod helpers;
+mod hostile;
 mod keys;
 mod oidc;
 mod python_sdk;
