@@ -11,12 +11,15 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+/// Request counts of one (endpoint, status) pair, by container.
+type ByContainer = HashMap<String, u64>;
+
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// By (endpoint, status), then container: nested so that counting
     /// needs no allocation once a container has been seen.
-    requests: Mutex<HashMap<(&'static str, u16), HashMap<String, u64>>>,
+        requests: Mutex<HashMap<(&'static str, u16), ByContainer>>,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     minted: AtomicU64,
     cache_hits: AtomicU64,
