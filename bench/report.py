@@ -41,6 +41,7 @@ def wrk_stats(rows, phase, target, conns):
         "p999": med([r["wrk"]["latency_us"]["p999"] for r in runs]),
         "requests": sum(r["wrk"]["requests"] for r in runs),
         "errors": errors,
+        "cpu": med([r.get("server_cpu_us_per_req", float("nan")) for r in runs]),
         "busy": max(r["busy_before_pct"] for r in runs),
         "load": max(r["load1"] for r in runs),
     }
@@ -139,8 +140,8 @@ def main():
 
     w("## 1. Cached token path and 2. minting path (wrk)")
     w("")
-    w("| server | path | conns | req/s (median) | min–max | p50 | p99 | p99.9 | requests | errors | busy before |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| server | path | conns | req/s (median) | min–max | p50 | p99 | p99.9 | server CPU / req | requests | errors | busy before |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"miemu": ("miemu", "cached"), "floor": ("axum floor", "fixed body"),
              "mint": ("miemu", "minting (cache off)"), "peer": ("oauth2-mock-server", "client credentials")}
     for target in ("miemu", "floor", "mint", "peer"):
@@ -150,9 +151,17 @@ def main():
                 continue
             w(f"| {names[target][0]} | {names[target][1]} | {conns} | {fmt_rps(s['rps'])} | "
               f"{fmt_rps(s['rps_min'])}–{fmt_rps(s['rps_max'])} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | "
-              f"{fmt_us(s['p999'])} | {s['requests']:,} | {s['errors']} | {s['busy']}% |")
+              f"{fmt_us(s['p999'])} | {s['cpu']:.1f} µs | {s['requests']:,} | {s['errors']} | {s['busy']}% |")
     w("")
     m1, f1 = c[("miemu", 1)], c[("floor", 1)]
+    w("*server CPU / req* is the server process's user + system CPU time during the run divided by the "
+      "requests it answered (from /proc/PID/stat): unlike req/s it barely moves when other work shares the machine. "
+      "*busy before* is the highest share of CPU the rest of the machine used in the second before a run "
+      "(the script waits up to QUIET_WAIT s for it to drop under QUIET_BUSY %).")
+    w("")
+    mc, fc = c[("miemu", 64)]["cpu"], c[("floor", 64)]["cpu"]
+    w(f"Server CPU per cached request at 64 connections: miemu {mc:.1f} µs, floor {fc:.1f} µs ({mc / fc:.2f} ×).")
+    w("")
     w(f"At 1 connection miemu's cached path does {m1['rps'] / f1['rps']:.2f} × the floor's req/s "
       f"(p50 {fmt_us(m1['p50'])} vs {fmt_us(f1['p50'])}, p99 {fmt_us(m1['p99'])} vs {fmt_us(f1['p99'])}).")
     w("")
@@ -162,11 +171,12 @@ def main():
 
     w("## 3. Cold start (exec → first 200 on a token request)")
     w("")
-    w("| what | median | min | max |")
-    w("|---|---|---|---|")
+    w("| what | median | min | max | × floor | busy before |")
+    w("|---|---|---|---|---|---|")
     for label, r in cold.items():
         rr = r["result"]
-        w(f"| {label} | {rr['median_ms']:.2f} ms | {rr['min_ms']:.2f} ms | {rr['max_ms']:.2f} ms |")
+        w(f"| {label} | {rr['median_ms']:.2f} ms | {rr['min_ms']:.2f} ms | {rr['max_ms']:.2f} ms | "
+          f"{rr['median_ms'] / cold_ms('floor'):.1f} | {r['busy_before_pct']}% |")
     w("")
 
     w("## 4. Memory and size")

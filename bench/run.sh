@@ -2,7 +2,7 @@
 # bench/run.sh: every benchmark of issue 6, side by side in one run, then
 # bench/report.md (via bench/report.py) and docs/performance-throughput.png.
 #
-#   bench/run.sh            full run (about 15 minutes on 2 cores)
+#   bench/run.sh            full run (15-25 minutes on 2 cores, longer when busy)
 #   QUICK=1 bench/run.sh    smoke run (about 2 minutes; figures not meaningful)
 #
 # Knobs (environment): DURATION (s per wrk run, 10), REPEATS (3),
@@ -58,7 +58,7 @@ ensure_tools() {
   command -v curl >/dev/null || missing+=(curl)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
-  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq
@@ -126,6 +126,11 @@ wait_port() { # port: until something accepts (at most 30 s)
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu_ticks() { # pid -> utime + stime of the whole process, in clock ticks
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 status_kib() { # pid field -> KiB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }
@@ -147,7 +152,7 @@ write_configs() {
   { cat "$MIEMU_DIR/fixtures/config/minimal.toml"; printf '\n[tokens]\ncache = false\n'; } > "$WORK/mint.toml"
   printf 'GET /msi/token?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-IDENTITY-HEADER: %s\r\nConnection: close\r\n\r\n' \
     "$RESOURCE_Q" "$SECRET" > "$WORK/req-miemu.http"
-  printf 'GET /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' > "$WORK/req-floor.http"
+
   printf 'POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
     "${#PEER_BODY}" "$PEER_BODY" > "$WORK/req-peer.http"
 }
@@ -194,16 +199,28 @@ run_wrk() {
   case $target in
     miemu) url="http://127.0.0.1:$P_MIEMU/msi/token?$RESOURCE_Q"; BENCH_HEADER_NAME=X-IDENTITY-HEADER; BENCH_HEADER_VALUE=$SECRET ;;
     mint)  url="http://127.0.0.1:$P_MINT/msi/token?$RESOURCE_Q"; BENCH_HEADER_NAME=X-IDENTITY-HEADER; BENCH_HEADER_VALUE=$SECRET ;;
-    floor) url="http://127.0.0.1:$P_FLOOR/msi/token" ;;
+    # The floor gets byte for byte the request miemu gets (it ignores the
+    # query and the header), so both parse the same request head.
+    floor) url="http://127.0.0.1:$P_FLOOR/msi/token?$RESOURCE_Q"; BENCH_HEADER_NAME=X-IDENTITY-HEADER; BENCH_HEADER_VALUE=$SECRET ;;
     peer)  url="http://127.0.0.1:$P_PEER/token"; BENCH_METHOD=POST; BENCH_BODY=$PEER_BODY ;;
   esac
+  local pid
+  case $target in miemu) pid=$PID_MIEMU ;; mint) pid=$PID_MINT ;; floor) pid=$PID_FLOOR ;; peer) pid=$PID_PEER ;; esac
   busy=$(wait_quiet); load=$(loadavg)
+  local cpu0 cpu1 requests
+  cpu0=$(proc_cpu_ticks "$pid")
   out=$(timeout $((dur + 30)) wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 5s \
         -s "$BENCH/wrk/report.lua" "$url" | tail -1)
+  cpu1=$(proc_cpu_ticks "$pid")
   [[ $out == '{'* ]] || { log "wrk gave no summary for $target c$conns"; return 1; }
-  printf '{"phase":"%s","target":"%s","conns":%d,"threads":%d,"duration":%d,"rep":%d,"busy_before_pct":%d,"load1":%s,"wrk":%s}\n' \
-    "$phase" "$target" "$conns" "$threads" "$dur" "$rep" "$busy" "$load" "$out" >> "$RESULTS/wrk.jsonl"
-  log "$phase $target c$conns rep$rep: $(sed -E 's/.*"rps":([0-9.]+).*"p50":([0-9]+),.*"p99":([0-9]+),.*/\1 req\/s p50 \2us p99 \3us/' <<<"$out") (busy before ${busy}%)"
+  requests=$(sed -E 's/.*"requests":([0-9]+).*/\1/' <<<"$out")
+  # Server CPU time (user + system) per request: robust to other load on the
+  # machine, where req/s is not.
+  local cpu_us
+  cpu_us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
+  printf '{"phase":"%s","target":"%s","conns":%d,"threads":%d,"duration":%d,"rep":%d,"busy_before_pct":%d,"load1":%s,"server_cpu_us_per_req":%s,"wrk":%s}\n' \
+    "$phase" "$target" "$conns" "$threads" "$dur" "$rep" "$busy" "$load" "$cpu_us" "$out" >> "$RESULTS/wrk.jsonl"
+  log "$phase $target c$conns rep$rep: $(sed -E 's/.*"rps":([0-9.]+).*"p50":([0-9]+),.*"p99":([0-9]+),.*/\1 req\/s p50 \2us p99 \3us/' <<<"$out"), server CPU ${cpu_us} us/req (busy before ${busy}%)"
 }
 
 mem_snapshot() { # label pid
@@ -297,7 +314,7 @@ phase_cold() {
     "$MIEMU" serve --listen "127.0.0.1:$P_COLD" --key-dir "$WORK/keys-fresh" --env-dir "$WORK/env-cold" --config "$WORK/cached.toml"
   cold miemu-mint-key-on-disk "$WORK/req-miemu.http" -- \
     "$MIEMU" serve --listen "127.0.0.1:$P_COLD" --key-dir "$WORK/keys" --env-dir "$WORK/env-cold" --config "$WORK/mint.toml"
-  cold floor "$WORK/req-floor.http" -- "$FLOOR" "127.0.0.1:$P_COLD" "$BODY_BYTES"
+  cold floor "$WORK/req-miemu.http" -- "$FLOOR" "127.0.0.1:$P_COLD" "$BODY_BYTES"
   cold peer-key-generated "$WORK/req-peer.http" -- node "$PEER_CLI" -a 127.0.0.1 -p "$P_COLD"
   cold peer-key-on-disk "$WORK/req-peer.http" -- node "$PEER_CLI" -a 127.0.0.1 -p "$P_COLD" --jwk "$jwk"
 }

@@ -16,8 +16,14 @@
 //! Timings live here, never in tests. Compare runs with criterion's own
 //! baselines (`--save-baseline`, `--baseline`), on a quiet machine.
 
-#![expect(clippy::expect_used, reason = "a benchmark that cannot set up should stop")]
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up should stop"
+)]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

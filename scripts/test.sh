@@ -34,4 +34,10 @@ MIEMU_BIN="$PWD/target/debug/miemu" bash scripts/sdk-matrix.sh --netns --check
 step "container run: Dockerfile runtime stage + docker-compose.yml on podman"
 bash scripts/container-test.sh
 
+step "fuzz smoke: each cargo-fuzz target for 20 s"
+bash scripts/fuzz-smoke.sh
+
+step "load test, CI size (500 connections, 50,000 requests), and SIGTERM under load"
+MIEMU_BIN="$PWD/target/static/$(rustc -vV | sed -n "s/^host: //p")/release/miemu" bash scripts/load-test.sh
+
 step "all suites passed"
