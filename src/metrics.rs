@@ -19,7 +19,7 @@ type ByContainer = HashMap<String, u64>;
 pub struct Metrics {
     /// By (endpoint, status), then container: nested so that counting
     /// needs no allocation once a container has been seen.
-        requests: Mutex<HashMap<(&'static str, u16), ByContainer>>,
+    requests: Mutex<HashMap<(&'static str, u16), ByContainer>>,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     minted: AtomicU64,
     cache_hits: AtomicU64,

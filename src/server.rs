@@ -37,7 +37,11 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How long, at shutdown, open connections get to deliver a request already
 /// on its way before idle ones are closed.
-pub const LAME_DUCK: Duration = Duration::from_secs(1);
+pub const LAME_DUCK: Duration = Duration::from_secs(5);
+
+/// The lame duck ends early once no request has started for this long:
+/// every connection with a request on its way has been answered by then.
+pub const LAME_DUCK_QUIET: Duration = Duration::from_millis(200);
 
 /// Default cap on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
@@ -81,6 +85,8 @@ pub async fn run(
     let mut gate_rx = gate.0.subscribe();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let draining = Arc::new(AtomicBool::new(false));
+    let epoch = std::time::Instant::now();
+    let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -144,7 +150,13 @@ pub async fn run(
             cap_logged = false;
         }
         let _ = stream.set_nodelay(true);
-        let service = connection_service(router.clone(), peer, draining.clone());
+        let service = connection_service(
+            router.clone(),
+            peer,
+            draining.clone(),
+            epoch,
+            last_request.clone(),
+        );
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -162,8 +174,15 @@ pub async fn run(
     // (hyperium/hyper#3792). Connections still idle afterwards are closed.
     draining.store(true, Ordering::SeqCst);
     let lame_duck_end = tokio::time::Instant::now() + LAME_DUCK;
+    let quiet_since = |now: std::time::Instant| {
+        let last = Duration::from_micros(last_request.load(Ordering::SeqCst));
+        now.saturating_duration_since(epoch + last)
+    };
+    let started = std::time::Instant::now();
     while permits.available_permits() < max_connections
         && tokio::time::Instant::now() < lame_duck_end
+        && !(started.elapsed() >= LAME_DUCK_QUIET
+            && quiet_since(std::time::Instant::now()) >= LAME_DUCK_QUIET)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -180,6 +199,8 @@ fn connection_service(
     router: Router,
     peer: SocketAddr,
     draining: Arc<AtomicBool>,
+    epoch: std::time::Instant,
+    last_request: Arc<std::sync::atomic::AtomicU64>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -190,6 +211,8 @@ fn connection_service(
         req.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
         let draining = draining.clone();
+        let micros = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        last_request.fetch_max(micros, Ordering::SeqCst);
         async move {
             let mut response = router.oneshot(req.map(axum::body::Body::new)).await?;
             if draining.load(Ordering::SeqCst) {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::Deserialize;
-use tokio::sync::{Barrier, Semaphore};
+use tokio::sync::{Semaphore, watch};
 
 use crate::http::{Conn, Response};
 use crate::plan::{Case, Expect, Plan};
@@ -41,6 +41,9 @@ use crate::stats::{ProcSampler, Stats};
 use crate::verify::Verifier;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// While waiting for the other connections, send a request this often.
+const WAIT_KEEPALIVE: Duration = Duration::from_secs(4);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -114,6 +117,11 @@ struct Ctx {
     /// When all connections were open and answered once, at the same time.
     all_open: OnceLock<Instant>,
     answered_when_all_open: AtomicU64,
+    /// Connections open and answered once (or given up).
+    ready: AtomicU64,
+    conns: u64,
+    all_open_tx: watch::Sender<bool>,
+    all_open_rx: watch::Receiver<bool>,
     next: AtomicU64,
     deadline: Instant,
     started: OnceLock<Instant>,
@@ -121,6 +129,16 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Counts a connection as ready; the last one starts the load.
+    fn ready(&self) {
+        if self.ready.fetch_add(1, Relaxed) + 1 == self.conns {
+            let _ = self.all_open.set(Instant::now());
+            self.answered_when_all_open
+                .store(self.stats.responses.load(Relaxed), Relaxed);
+            self.all_open_tx.send_replace(true);
+        }
+    }
+
     fn signalled(&self) -> bool {
         self.signal_at.get().is_some()
     }
@@ -254,19 +272,20 @@ async fn connect(ctx: &Ctx) -> Option<Conn> {
 
 /// One connection's worth of requests.
 ///
-/// Each connection sends its first request as soon as it is open and then
-/// waits for all the others to be open and answered once: that makes all
-/// `CONNS` connections established with miemu at the same time before the
-/// load starts. (Waiting *before* the first request would not do: miemu's
-/// header-read timeout rightly closes a new connection that sends nothing
-/// for 10 s, and opening 10,000 connections can take that long.)
-async fn client(ctx: Arc<Ctx>, connects: Arc<Semaphore>, barrier: Arc<Barrier>) {
+/// Each connection sends its first request as soon as it is open, then waits
+/// until all `CONNS` connections are open and answered once, so that they
+/// all overlap before the load starts. While it waits it sends another
+/// request every few seconds: miemu's header-read timeout (10 s) rightly
+/// closes a connection that sends nothing, and opening 10,000 connections
+/// can take longer than that.
+async fn client(ctx: Arc<Ctx>, connects: Arc<Semaphore>) {
     let mut conn = {
         let _permit = connects.acquire().await;
         connect(&ctx).await
     };
     let _ = ctx.started.set(Instant::now());
-    let mut waited = false;
+    let mut all_open = ctx.all_open_rx.clone();
+    let mut counted = false;
     while let Some(c) = conn.as_mut() {
         if Instant::now() >= ctx.deadline {
             break;
@@ -279,20 +298,20 @@ async fn client(ctx: Arc<Ctx>, connects: Arc<Semaphore>, barrier: Arc<Barrier>) 
             ctx.stats.closed();
             conn = connect(&ctx).await;
         }
-        if !waited {
-            waited = true;
-            if barrier.wait().await.is_leader() {
-                let _ = ctx.all_open.set(Instant::now());
-                ctx.answered_when_all_open
-                    .store(ctx.stats.responses.load(Relaxed), Relaxed);
-            }
+        if !counted {
+            counted = true;
+            ctx.ready();
+        }
+        if !*all_open.borrow() {
+            let _ = tokio::time::timeout(WAIT_KEEPALIVE, all_open.wait_for(|open| *open)).await;
         }
     }
     if conn.is_some() {
         ctx.stats.closed();
     }
-    if !waited {
-        barrier.wait().await;
+    if !counted {
+        // Could not connect, or no request left: do not hold the others back.
+        ctx.ready();
     }
 }
 
@@ -378,6 +397,7 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         s.mode
     );
     let wall = Instant::now();
+    let (all_open_tx, all_open_rx) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         addr: s.addr.clone(),
         plan,
@@ -386,6 +406,10 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         requests: s.requests,
         all_open: OnceLock::new(),
         answered_when_all_open: AtomicU64::new(0),
+        ready: AtomicU64::new(0),
+        conns: s.conns as u64,
+        all_open_tx,
+        all_open_rx,
         next: AtomicU64::new(0),
         deadline: wall + Duration::from_secs(s.max_secs),
         started: OnceLock::new(),
@@ -408,10 +432,9 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         ))
     });
     let connects = Arc::new(Semaphore::new(s.connect_parallel));
-    let barrier = Arc::new(Barrier::new(s.conns));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..s.conns {
-        tasks.spawn(client(ctx.clone(), connects.clone(), barrier.clone()));
+        tasks.spawn(client(ctx.clone(), connects.clone()));
     }
     while let Some(r) = tasks.join_next().await {
         r.context("a client task panicked")?;
