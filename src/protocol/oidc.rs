@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 /// Routes of the discovery endpoints.
 pub fn routes() -> Router<AppState> {
@@ -46,15 +46,15 @@ fn unknown_tenant(tenant: &str) -> Response {
         .into_response()
 }
 
-fn is_our_tenant(state: &AppState, tenant: &str) -> bool {
-    uuid::Uuid::try_parse(tenant).is_ok_and(|t| t == state.live().platform.tenant_id)
+fn is_our_tenant(live: &Live, tenant: &str) -> bool {
+    uuid::Uuid::try_parse(tenant).is_ok_and(|t| t == live.platform.tenant_id)
 }
 
 async fn get_configuration(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
-    if !is_our_tenant(&state, &tenant) {
+    let live = state.live();
+    if !is_our_tenant(&live, &tenant) {
         return unknown_tenant(&tenant);
     }
-    let live = state.live();
     let tid = live.platform.tenant_id;
     let base = state.public_url();
     let doc = json!({
@@ -78,7 +78,7 @@ async fn get_configuration(State(state): State<AppState>, Path(tenant): Path<Str
 }
 
 async fn get_keys(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
-    if tenant != "common" && tenant != "organizations" && !is_our_tenant(&state, &tenant) {
+    if tenant != "common" && tenant != "organizations" && !is_our_tenant(&state.live(), &tenant) {
         return unknown_tenant(&tenant);
     }
     (

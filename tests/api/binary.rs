@@ -511,11 +511,7 @@ async fn logs_never_contain_secrets_tokens_or_keys() {
     const ADMIN: &str = "log-test-admin-token-0123";
     let work = tempfile::tempdir().unwrap();
     let keys = work.path().join("keys");
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let admin_port = crate::helpers::free_port();
     let admin = format!("http://127.0.0.1:{admin_port}");
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])

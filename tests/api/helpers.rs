@@ -221,19 +221,7 @@ impl TestApp {
         let jwks_path = &jwks_uri[jwks_uri.find(&format!("/{tenant}/")).unwrap()..];
         let (status, jwks) = self.get_json(jwks_path).await;
         assert_eq!(status, 200);
-        let header = jsonwebtoken::decode_header(token).unwrap();
-        let kid = header.kid.unwrap();
-        let jwk = jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid.as_str())
-            .unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
-        let key = jsonwebtoken::DecodingKey::from_rsa_components(
-            jwk["n"].as_str().unwrap(),
-            jwk["e"].as_str().unwrap(),
-        )
-        .unwrap();
+        let (_, key) = published_key(token, jwks["keys"].as_array().unwrap());
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[discovery["issuer"].as_str().unwrap()]);
@@ -313,4 +301,30 @@ pub(crate) async fn assert_error(
         "{message:?} lacks {message_contains:?}"
     );
     body
+}
+
+/// The published key (from a JWKS `keys` array) that a token's `kid` names,
+/// with that kid.
+pub(crate) fn published_key(token: &str, keys: &[Value]) -> (String, jsonwebtoken::DecodingKey) {
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwk = keys
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} is not published"));
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap(),
+        jwk["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    (kid, key)
+}
+
+/// A free loopback port (bound, read, released) for a listener the binary
+/// opens itself.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -8,16 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::binary::{BIN, Served, env_value};
+use crate::helpers::{free_port, published_key};
 
 const ADMIN_TOKEN: &str = "keys-test-admin-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn token(served: &Served, resource: &str) -> String {
     let env = served.env_file("app");
@@ -46,16 +39,7 @@ async fn jwks(served: &Served) -> Vec<Value> {
 
 /// Verifies a token's signature with whichever published key its kid names.
 fn verify(token: &str, keys: &[Value], audience: &str) -> String {
-    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-    let jwk = keys
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap_or_else(|| panic!("kid {kid} is not published"));
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(
-        jwk["n"].as_str().unwrap(),
-        jwk["e"].as_str().unwrap(),
-    )
-    .unwrap();
+    let (kid, key) = published_key(token, keys);
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[audience]);
     jsonwebtoken::decode::<miemu::token::Claims>(token, &key, &validation).unwrap();

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::binary::{Served, env_value};
+use crate::helpers::free_port;
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -114,16 +115,6 @@ async fn python_azure_identity_gets_verifiable_tokens_for_system_and_client_id()
     }
     let (status, _, _) = served.stop().await;
     assert!(status.success());
-}
-
-/// A free loopback port (bound, read, released) for a listener the binary
-/// opens itself.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn run_python(python: &Path, endpoint: &str, secret: &str) -> std::process::Output {
