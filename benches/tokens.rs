@@ -127,7 +127,7 @@ fn tokens(c: &mut Criterion) {
     group.finish();
 }
 
-/// One cached `GET /msi/token` through the complete router (every layer,
+/// One cached `GET /msi/token` through the complete endpoint (every layer,
 /// the handler, JSON rendering), with no socket: compare with wrk's
 /// per-request time to see what hyper and TCP add.
 fn router(c: &mut Criterion) {
@@ -151,7 +151,7 @@ fn router(c: &mut Criterion) {
         let (key, _) = SigningKey::load_or_create(dir.path(), NOW).expect("key");
         let clock: Arc<dyn miemu::clock::Clock> = Arc::new(miemu::clock::SystemClock);
         let state = miemu::AppState::new(config, key, clock, "http://127.0.0.1:1".to_owned());
-        let router = miemu::build_router(state);
+        let router = miemu::build(state);
         let request = || {
             axum::http::Request::get(format!("/msi/token?{QUERY}"))
                 .header("x-identity-header", SECRET)
@@ -166,7 +166,7 @@ fn router(c: &mut Criterion) {
                     async move {
                         let res = router.oneshot(req).await.expect("infallible");
                         assert_eq!(res.status(), 200);
-                        axum::body::to_bytes(res.into_body(), 1 << 16)
+                        axum::body::to_bytes(axum::body::Body::new(res.into_body()), 1 << 16)
                             .await
                             .expect("body")
                     }

@@ -9,6 +9,7 @@
 //! applies; the protocol layer turns the action into a response. It knows
 //! nothing about HTTP.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,9 @@ const STATUSES: [u16; 7] = [404, 410, 429, 500, 502, 503, 504];
 #[derive(Debug, Default)]
 pub struct FaultSet {
     inner: Mutex<Inner>,
+    /// How many rules `inner` holds, readable without the lock: token
+    /// requests check it first, so with no rule they never touch the lock.
+    active: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +179,7 @@ impl FaultSet {
             spec,
         };
         inner.faults.push(fault.clone());
+        self.publish(&inner);
         Ok(fault)
     }
 
@@ -184,6 +189,7 @@ impl FaultSet {
         inner
             .faults
             .retain(|f| f.expires_at.is_none_or(|t| now < t));
+        self.publish(&inner);
         inner.faults.clone()
     }
 
@@ -192,16 +198,19 @@ impl FaultSet {
         let mut inner = self.lock();
         let before = inner.faults.len();
         inner.faults.retain(|f| f.id != id);
+        self.publish(&inner);
         inner.faults.len() != before
     }
 
     /// Clears every rule.
     pub fn clear(&self) {
-        self.lock().faults.clear();
+        let mut inner = self.lock();
+        inner.faults.clear();
+        self.publish(&inner);
     }
 
     /// The first rule matching a request, used up by one count. Cheap when
-    /// no rule is active (one lock, one empty check).
+    /// no rule is active (one atomic load, no lock).
     pub fn take(
         &self,
         container: &str,
@@ -209,10 +218,10 @@ impl FaultSet {
         resource: Option<&str>,
         now: i64,
     ) -> Option<(u64, FaultAction)> {
-        let mut inner = self.lock();
-        if inner.faults.is_empty() {
+        if self.active.load(Ordering::Acquire) == 0 {
             return None;
         }
+        let mut inner = self.lock();
         inner
             .faults
             .retain(|f| f.expires_at.is_none_or(|t| now < t));
@@ -224,16 +233,24 @@ impl FaultSet {
             m(&fm.container, Some(container))
                 && m(&fm.identity, identity)
                 && m(&fm.resource, resource)
-        })?;
-        let fault = &mut inner.faults[index];
-        let taken = (fault.id, fault.spec.action.clone());
-        if let Some(remaining) = fault.remaining.as_mut() {
-            *remaining -= 1;
-            if *remaining == 0 {
-                inner.faults.remove(index);
+        });
+        let taken = index.map(|index| {
+            let fault = &mut inner.faults[index];
+            let taken = (fault.id, fault.spec.action.clone());
+            if let Some(remaining) = fault.remaining.as_mut() {
+                *remaining -= 1;
+                if *remaining == 0 {
+                    inner.faults.remove(index);
+                }
             }
-        }
-        Some(taken)
+            taken
+        });
+        self.publish(&inner);
+        taken
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.active.store(inner.faults.len(), Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -49,6 +49,6 @@ pub mod state;
 pub mod telemetry;
 pub mod token;
 
-pub use app::build_router;
+pub use app::{Endpoint, build, build_router};
 pub use server::{run, shutdown_signal};
 pub use state::AppState;

@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::identity::Selector;
 
 /// Records kept by default.
 pub const DEFAULT_CAPACITY: usize = 1000;
@@ -22,8 +24,9 @@ pub struct Record {
     pub time: i64,
     /// Calling container, when the secret matched one.
     pub container: Option<String>,
-    /// Selector as sent, e.g. `client_id=…` or `system`.
-    pub selector: Option<String>,
+    /// Selector as sent, shown as `client_id=…` or `system`.
+    #[serde(serialize_with = "shown")]
+    pub selector: Option<Selector>,
     /// Identity name it resolved to.
     pub identity: Option<String>,
     /// Resource (after `/.default` stripping).
@@ -39,6 +42,13 @@ pub struct Record {
     pub cached: bool,
     /// The fault rule that applied, if any.
     pub fault: Option<u64>,
+}
+
+fn shown<S: Serializer>(selector: &Option<Selector>, s: S) -> Result<S::Ok, S::Error> {
+    match selector {
+        Some(selector) => s.collect_str(selector),
+        None => s.serialize_none(),
+    }
 }
 
 /// Filters for reading the log; absent fields match everything.

@@ -10,19 +10,18 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::{Bytes, HttpBody};
+use axum::http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt as _;
+use tower::{BoxError, ServiceExt as _};
 
 /// Time a client has to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,12 +69,39 @@ impl Gate {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// What [`run`] serves: cloned once per connection and called through
+/// `&self`, so that answering a request writes to no memory shared with the
+/// other connections (no reference count, no lock).
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// The response body.
+    type Body: HttpBody<Data = Bytes, Error = Self::BodyError> + Send + 'static;
+    /// The body's error.
+    type BodyError: Into<BoxError>;
+    /// The response future.
+    type Future: Future<Output = Result<Response<Self::Body>, Infallible>> + Send + 'static;
+
+    /// Answers one request.
+    fn handle(&self, req: Request<Incoming>) -> Self::Future;
+}
+
+/// A plain router (the admin API): cloned per request, as axum does.
+impl Handler for axum::Router {
+    type Body = axum::body::Body;
+    type BodyError = axum::Error;
+    type Future = tower::util::Oneshot<Self, Request<Incoming>>;
+
+    fn handle(&self, req: Request<Incoming>) -> Self::Future {
+        self.clone().oneshot(req)
+    }
+}
+
+/// Serves `handler` (the public endpoint of [`crate::app::build`], or the
+/// admin router) on `listener` until `shutdown` completes, then drains.
 /// While `gate` is closed the listening socket is dropped and re-bound on
 /// the same address when it reopens.
-pub async fn run(
+pub async fn run<H: Handler>(
     listener: TcpListener,
-    router: Router,
+    handler: H,
     max_connections: usize,
     gate: Gate,
     shutdown: impl Future<Output = ()> + Send,
@@ -84,16 +110,17 @@ pub async fn run(
     let mut listener = Some(listener);
     let mut gate_rx = gate.0.subscribe();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let draining = Arc::new(AtomicBool::new(false));
-    let epoch = std::time::Instant::now();
-    let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let activity = Arc::new(Activity {
+        draining: AtomicBool::new(false),
+        epoch: Instant::now(),
+        last_request: AtomicU64::new(0),
+    });
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
+    // No hyper header-read timeout: it re-arms a timer for every request
+    // (a fifth of a token request's own cost); `Connection::stalled`
+    // enforces the same bound with one timer per connection.
+    builder.max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
     tokio::pin!(shutdown);
     let mut cap_logged = false;
     loop {
@@ -127,7 +154,7 @@ pub async fn run(
             permit = permits.clone().acquire_owned() => permit,
         };
         let Ok(permit) = permit else { break };
-        let (stream, peer) = tokio::select! {
+        let (stream, _peer) = tokio::select! {
             () = &mut shutdown => break,
             _ = gate_rx.changed() => continue,
             accepted = current.accept() => match accepted {
@@ -150,18 +177,18 @@ pub async fn run(
             cap_logged = false;
         }
         let _ = stream.set_nodelay(true);
-        let service = connection_service(
-            router.clone(),
-            peer,
-            draining.clone(),
-            epoch,
-            last_request.clone(),
-        );
+        let watch = Arc::new(Connection::new(activity.clone()));
+        let service = connection_service(handler.clone(), watch.clone());
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                result = conn => if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                () = watch.stalled() => {
+                    tracing::debug!("closing a connection that sent no complete request in time");
+                }
             }
             drop(permit);
         });
@@ -172,11 +199,11 @@ pub async fn run(
     // and that connection then closes. hyper's graceful shutdown alone would
     // close "idle" connections at once, dropping such requests
     // (hyperium/hyper#3792). Connections still idle afterwards are closed.
-    draining.store(true, Ordering::SeqCst);
+    activity.draining.store(true, Ordering::SeqCst);
     let lame_duck_end = tokio::time::Instant::now() + LAME_DUCK;
     let quiet_since = |now: std::time::Instant| {
-        let last = Duration::from_micros(last_request.load(Ordering::SeqCst));
-        now.saturating_duration_since(epoch + last)
+        let last = Duration::from_micros(activity.last_request.load(Ordering::SeqCst));
+        now.saturating_duration_since(activity.epoch + last)
     };
     let started = std::time::Instant::now();
     while permits.available_permits() < max_connections
@@ -195,27 +222,98 @@ pub async fn run(
     Ok(())
 }
 
-fn connection_service(
-    router: Router,
-    peer: SocketAddr,
-    draining: Arc<AtomicBool>,
-    epoch: std::time::Instant,
-    last_request: Arc<std::sync::atomic::AtomicU64>,
+/// What connections tell the shutdown sequence, and learn from it.
+#[derive(Debug)]
+struct Activity {
+    /// Set when the lame duck starts: answers then say `Connection: close`.
+    draining: AtomicBool,
+    epoch: Instant,
+    /// When the last request started, in microseconds since `epoch`.
+    last_request: AtomicU64,
+}
+
+/// One connection's request counts, shared by its service (which counts)
+/// and its watchdog (which reads them); only that connection's task touches
+/// them, so counting is cheap.
+#[derive(Debug)]
+struct Connection {
+    activity: Arc<Activity>,
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Connection {
+    fn new(activity: Arc<Activity>) -> Self {
+        Self {
+            activity,
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that a request head arrived. The server-wide time of the last
+    /// request is only read by the lame duck, at a 200 ms granularity, so
+    /// it is written at most once a millisecond: connections on different
+    /// threads do not fight over its cache line.
+    fn request_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let activity = &self.activity;
+        let micros = u64::try_from(activity.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if micros > activity.last_request.load(Ordering::Relaxed) + 1_000 {
+            activity.last_request.fetch_max(micros, Ordering::SeqCst);
+        }
+    }
+
+    fn request_finished(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Completes once the connection has had no request in progress and no
+    /// new request head for [`HEADER_READ_TIMEOUT`] (checked every quarter
+    /// of it, so within 1.25 × the timeout): a client that trickles its
+    /// headers (slowloris) or sits idle is cut off. One timer per
+    /// connection, instead of hyper re-arming one for every request.
+    async fn stalled(&self) {
+        let mut ticks = tokio::time::interval(HEADER_READ_TIMEOUT / 4);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = None;
+        let mut idle = 0;
+        loop {
+            ticks.tick().await;
+            let started = self.started.load(Ordering::Relaxed);
+            let busy = started != self.finished.load(Ordering::Relaxed);
+            if busy || seen != Some(started) {
+                seen = Some(started);
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle >= 4 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn connection_service<H: Handler>(
+    handler: H,
+    connection: Arc<Connection>,
 ) -> impl hyper::service::Service<
-    hyper::Request<Incoming>,
-    Response = axum::response::Response,
+    Request<Incoming>,
+    Response = Response<H::Body>,
     Error = Infallible,
-    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
-> + Clone {
-    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let router = router.clone();
-        let draining = draining.clone();
-        let micros = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        last_request.fetch_max(micros, Ordering::SeqCst);
+    Future = impl Future<Output = Result<Response<H::Body>, Infallible>> + Send,
+> {
+    hyper::service::service_fn(move |req: Request<Incoming>| {
+        connection.request_started();
+        let answer = handler.handle(req);
+        // Cloned per request, but this reference count is only ever touched
+        // by this connection's task.
+        let connection = connection.clone();
         async move {
-            let mut response = router.oneshot(req.map(axum::body::Body::new)).await?;
-            if draining.load(Ordering::SeqCst) {
+            let mut response = answer.await?;
+            connection.request_finished();
+            if connection.activity.draining.load(Ordering::SeqCst) {
                 response.headers_mut().insert(
                     hyper::header::CONNECTION,
                     hyper::header::HeaderValue::from_static("close"),

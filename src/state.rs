@@ -12,6 +12,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use arc_swap::{ArcSwap, Guard};
+
 use crate::clock::Clock;
 use crate::config::{Config, Overrides, RawConfig, TokenConfig};
 use crate::faults::FaultSet;
@@ -109,7 +111,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    live: RwLock<Arc<Live>>,
+    live: ArcSwap<Live>,
     writer: Mutex<()>,
     keys: RwLock<Arc<KeyRing>>,
     key_dir: Option<PathBuf>,
@@ -171,7 +173,7 @@ impl AppState {
         });
         Self {
             inner: Arc::new(Inner {
-                live: RwLock::new(Arc::new(Live::new(config, raw, None))),
+                live: ArcSwap::from_pointee(Live::new(config, raw, None)),
                 writer: Mutex::new(()),
                 keys: RwLock::new(Arc::new(keys)),
                 key_dir: extras.key_dir,
@@ -192,11 +194,13 @@ impl AppState {
 
     /// The current snapshot.
     pub fn live(&self) -> Arc<Live> {
-        self.inner
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.live.load_full()
+    }
+
+    /// The current snapshot for the span of one request, without taking a
+    /// reference count (a shared write per request on a hot path).
+    pub fn live_for_request(&self) -> Guard<Arc<Live>> {
+        self.inner.live.load()
     }
 
     /// Computes and installs the next snapshot from the current one. Writers
@@ -209,11 +213,7 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live();
         let next = Arc::new(next(&current)?);
-        *self
-            .inner
-            .live
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = next.clone();
+        self.inner.live.store(next.clone());
         Ok(next)
     }
 

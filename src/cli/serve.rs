@@ -117,8 +117,8 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(server::run(l, router, 64, server::Gate::default(), stopped()))
         });
         let gate = state.gate().clone();
-        let router = crate::build_router(state);
-        server::run(listener, router, server::DEFAULT_MAX_CONNECTIONS, gate, stopped())
+        let endpoint = crate::app::build(state);
+        server::run(listener, endpoint, server::DEFAULT_MAX_CONNECTIONS, gate, stopped())
             .await
             .context("serving")?;
         if let Some(admin) = admin {

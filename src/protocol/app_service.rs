@@ -15,13 +15,18 @@
 //! Every request is logged once, here, with the caller and outcome but never
 //! the header value or the token.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -29,9 +34,10 @@ use serde::Serialize;
 use super::query::{Params, QueryError};
 use crate::faults::FaultAction;
 use crate::identity::{LookupError, Selector};
+use crate::platform::Container;
 use crate::policy::{self, Refusal, RefusalReason};
 use crate::requestlog::Record;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 use crate::token::{self, MintError, MintInput, MintedToken, Resource, ResourceError};
 
 /// The only api-version this endpoint speaks.
@@ -179,65 +185,124 @@ struct TokenBody<'a> {
 }
 
 /// What the log line of a request records (never the token or the secret).
+/// Names borrow from the configuration snapshot the request was served from.
 #[derive(Debug, Default)]
-struct Facts {
-    container: Option<String>,
-    selector: Option<String>,
-    identity: Option<String>,
+struct Facts<'a> {
+    container: Option<&'a str>,
+    selector: Option<Selector>,
+    identity: Option<&'a str>,
     resource: Option<String>,
-    uti: Option<String>,
     cached: bool,
     fault: Option<u64>,
     delay: Option<Duration>,
 }
 
-/// The calling container's name, left in the response extensions for the
-/// metrics middleware.
-#[derive(Debug, Clone)]
-pub struct CallerContainer(pub String);
-
-async fn get_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let mut facts = Facts::default();
-    let result = issue(&state, &headers, query.as_deref(), &mut facts);
-    if let Some(delay) = facts.delay {
-        tokio::time::sleep(delay).await;
-    }
-    record(&state, &facts, &result);
-    let mut response = match result {
-        Ok(token) => {
-            let body = TokenBody {
-                access_token: &token.jwt,
-                expires_on: token.claims.exp.to_string(),
-                resource: &token.claims.aud,
-                token_type: "Bearer",
-                client_id: token.claims.appid.clone(),
-            };
-            (
-                StatusCode::OK,
-                [(header::CACHE_CONTROL, "no-store")],
-                Json(body),
-            )
-                .into_response()
-        }
-        Err(e) => e.into_response(),
-    };
-    if let Some(container) = facts.container {
-        response.extensions_mut().insert(CallerContainer(container));
-    }
-    response
+/// Whether `path` is one of the token endpoint's spellings (see [`routes`]).
+pub fn is_token_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/msi/token" | "/msi/token/" | "/MSI/token" | "/MSI/token/"
+    )
 }
 
-fn issue(
+/// Answers a token request. Everything is decided and accounted for before
+/// this returns; the reply only waits out an injected delay, if any.
+pub fn answer(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> TokenReply {
+    let live = state.live_for_request();
+    let mut facts = Facts::default();
+    let now = state.now();
+    let result = issue(state, &live, headers, query, now, &mut facts);
+    let delay = facts.delay;
+    record(state, facts, &result, now);
+    let response = match result {
+        Ok(token) => match rendered(&token) {
+            Ok(body) => {
+                let mut response = Response::new(Body::from(body));
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "token response encoding failed");
+                AppServiceError::Internal.into_response()
+            }
+        },
+        Err(e) => e.into_response(),
+    };
+    TokenReply {
+        delay: delay.map(|d| Box::pin(tokio::time::sleep(d))),
+        response: Some(response),
+    }
+}
+
+/// The answer to a token request, sent once an injected delay (if any) has
+/// passed.
+#[derive(Debug)]
+pub struct TokenReply {
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    response: Option<Response>,
+}
+
+impl Future for TokenReply {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.get_mut();
+        if let Some(delay) = this.delay.as_mut() {
+            std::task::ready!(delay.as_mut().poll(cx));
+            this.delay = None;
+        }
+        // `None` only if polled again after completion, which callers never do.
+        Poll::Ready(
+            this.response
+                .take()
+                .unwrap_or_else(|| AppServiceError::Internal.into_response()),
+        )
+    }
+}
+
+/// The reply when the handler panicked (a bug): the platform's 500.
+pub fn panicked() -> TokenReply {
+    tracing::error!("token handler panicked");
+    TokenReply {
+        delay: None,
+        response: Some(AppServiceError::Internal.into_response()),
+    }
+}
+
+/// The token handler for requests that come through the router (`HEAD`).
+async fn get_token(State(state): State<AppState>, req: Request) -> Response {
+    answer(&state, req.headers(), req.uri().query()).await
+}
+
+/// The success body of `token`, rendered on first use and then shared.
+fn rendered(token: &MintedToken) -> Result<Bytes, serde_json::Error> {
+    if let Some(body) = token.rendered.get() {
+        return Ok(body.clone());
+    }
+    let body = TokenBody {
+        access_token: &token.jwt,
+        expires_on: token.claims.exp.to_string(),
+        resource: &token.claims.aud,
+        token_type: "Bearer",
+        client_id: token.claims.appid.clone(),
+    };
+    let body = Bytes::from(serde_json::to_vec(&body)?);
+    Ok(token.rendered.get_or_init(|| body).clone())
+}
+
+fn issue<'a>(
     state: &AppState,
+    live: &'a Live,
     headers: &HeaderMap,
     query: Option<&str>,
-    facts: &mut Facts,
+    now: i64,
+    facts: &mut Facts<'a>,
 ) -> Result<Arc<MintedToken>, AppServiceError> {
-    let live = state.live();
     let platform = &live.platform;
     if !live.allow_forwarded && headers.contains_key("x-forwarded-for") {
         return Err(AppServiceError::Forwarded);
@@ -250,7 +315,7 @@ fn issue(
     let caller = platform
         .caller(secret.as_bytes())
         .ok_or(AppServiceError::Unauthenticated)?;
-    facts.container = Some(caller.name.clone());
+    facts.container = Some(&caller.name);
 
     policy::check_caller(caller, &platform.identities).map_err(refused)?;
 
@@ -282,16 +347,29 @@ fn issue(
             other => AppServiceError::BadRequest(format!("Invalid resource: {other}.")),
         })?,
     };
-    facts.resource = Some(resource.as_str().to_owned());
-    let selector = selector(&params)?;
-    facts.selector = Some(selector.to_string());
+    let result = grant(state, live, caller, &params, &resource, now, facts);
+    facts.resource = Some(resource.into_string());
+    result
+}
 
+/// The rest of [`issue`], once the caller and resource are known.
+fn grant<'a>(
+    state: &AppState,
+    live: &'a Live,
+    caller: &'a Container,
+    params: &Params<'_>,
+    resource: &Resource,
+    now: i64,
+    facts: &mut Facts<'a>,
+) -> Result<Arc<MintedToken>, AppServiceError> {
+    let platform = &live.platform;
+    let selector = selector(params)?;
     let found = platform.identities.resolve(&selector);
-    let now = state.now();
+    facts.selector = Some(selector);
     let mut lifetime = live.tokens.lifetime_secs;
     let mut use_cache = live.tokens.cache;
     let name = found.as_ref().ok().map(|i| i.name.as_str());
-    facts.identity = name.map(str::to_owned);
+    facts.identity = name;
     if let Some((id, action)) =
         state
             .faults()
@@ -320,13 +398,11 @@ fn issue(
             AppServiceError::IdentityNotFound
         }
     })?;
-    facts.identity = Some(identity.name.clone());
     let admitted = policy::admit(caller, identity).map_err(refused)?;
     let cached = use_cache
         .then(|| live.cache.get(identity.client_id, resource.as_str(), now))
         .flatten();
     if let Some(token) = cached {
-        facts.uti = Some(token.claims.uti.clone());
         facts.cached = true;
         return Ok(token);
     }
@@ -335,7 +411,7 @@ fn issue(
         issuer: &live.tokens.issuer,
         app: &platform.app,
         identity,
-        resource: &resource,
+        resource,
         now,
         lifetime_secs: lifetime,
     };
@@ -349,7 +425,6 @@ fn issue(
         live.cache
             .insert(identity.client_id, resource.as_str(), token.clone(), now);
     }
-    facts.uti = Some(token.claims.uti.clone());
     Ok(token)
 }
 
@@ -365,7 +440,7 @@ fn refused(r: Refusal) -> AppServiceError {
 }
 
 /// At most one of the selector parameters; empty values count as absent.
-fn selector(params: &Params) -> Result<Selector, AppServiceError> {
+fn selector(params: &Params<'_>) -> Result<Selector, AppServiceError> {
     let mut found: Vec<(&'static str, Selector)> = Vec::new();
     for (name, make) in [
         ("client_id", Selector::ClientId as fn(String) -> Selector),
@@ -388,43 +463,38 @@ fn selector(params: &Params) -> Result<Selector, AppServiceError> {
     }
 }
 
-/// The one place a token request is accounted for: request log, metrics
-/// and a log line. Never the token or the secret.
-fn record(state: &AppState, facts: &Facts, result: &Result<Arc<MintedToken>, AppServiceError>) {
+/// The one place a token request is accounted for: metrics, a log line and
+/// the request log. Never the token or the secret.
+fn record(
+    state: &AppState,
+    facts: Facts<'_>,
+    result: &Result<Arc<MintedToken>, AppServiceError>,
+    now: i64,
+) {
     let (outcome, status) = match result {
         Ok(_) => ("issued", 200),
         Err(e) => (e.outcome(), e.status().as_u16()),
     };
-    state.requests().push(Record {
-        seq: 0,
-        time: state.now(),
-        container: facts.container.clone(),
-        selector: facts.selector.clone(),
-        identity: facts.identity.clone(),
-        resource: facts.resource.clone(),
-        outcome,
-        status,
-        uti: facts.uti.clone(),
-        cached: facts.cached,
-        fault: facts.fault,
-    });
+    let uti = result.as_ref().ok().map(|t| t.claims.uti.as_str());
     let metrics = state.metrics();
+    metrics.request("token", status, facts.container);
     match result {
         Ok(_) if facts.cached => metrics.cache_hit(),
         Ok(_) => metrics.minted(),
         Err(_) => metrics.refusal(outcome),
     }
-    let container = facts.container.as_deref().unwrap_or("-");
-    let selector = facts.selector.as_deref().unwrap_or("-");
-    let identity = facts.identity.as_deref().unwrap_or("-");
+    // Rendered only if the line is logged.
+    let selector = OrDash(facts.selector.as_ref());
+    let container = facts.container.unwrap_or("-");
+    let identity = facts.identity.unwrap_or("-");
     let resource = facts.resource.as_deref().unwrap_or("-");
     match result {
         Ok(_) => tracing::info!(
             caller.container = container,
-            identity.selector = selector,
+            identity.selector = %selector,
             identity.name = identity,
             token.resource = resource,
-            token.uti = facts.uti.as_deref().unwrap_or("-"),
+            token.uti = uti.unwrap_or("-"),
             token.cached = facts.cached,
             fault.id = facts.fault,
             outcome,
@@ -450,12 +520,37 @@ fn record(state: &AppState, facts: &Facts, result: &Result<Arc<MintedToken>, App
         }
         Err(_) => tracing::info!(
             caller.container = container,
-            identity.selector = selector,
+            identity.selector = %selector,
             token.resource = resource,
             fault.id = facts.fault,
             status,
             outcome,
             "token request refused"
         ),
+    }
+    state.requests().push(Record {
+        seq: 0,
+        time: now,
+        container: facts.container.map(str::to_owned),
+        selector: facts.selector,
+        identity: facts.identity.map(str::to_owned),
+        resource: facts.resource,
+        outcome,
+        status,
+        uti: uti.map(str::to_owned),
+        cached: facts.cached,
+        fault: facts.fault,
+    });
+}
+
+/// Shows a value, or `-` when there is none.
+struct OrDash<'a, T>(Option<&'a T>);
+
+impl<T: fmt::Display> fmt::Display for OrDash<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }

@@ -29,24 +29,25 @@ pub enum QueryError {
     Repeated(&'static str),
 }
 
-/// Decoded query parameters, in order.
+/// Decoded query parameters, in order. Borrowed from the query string
+/// unless decoding changed them.
 #[derive(Debug, Default)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params<'q>(Vec<(Cow<'q, str>, Cow<'q, str>)>);
 
-impl Params {
+impl<'q> Params<'q> {
     /// Parses a raw (still encoded) query string.
-    pub fn parse(raw: Option<&str>) -> Result<Self, QueryError> {
+    pub fn parse(raw: Option<&'q str>) -> Result<Self, QueryError> {
         let Some(raw) = raw else {
             return Ok(Self::default());
         };
         if raw.len() > MAX_QUERY_LEN {
             return Err(QueryError::TooLong);
         }
-        let mut pairs = Vec::new();
+        let mut pairs = Vec::with_capacity(raw.bytes().filter(|b| *b == b'&').count() + 1);
         for part in raw.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = part.split_once('=').unwrap_or((part, ""));
             let name = decode(name)?;
-            let value = decode(value).map_err(|_| QueryError::NotUtf8(name.clone()))?;
+            let value = decode(value).map_err(|_| QueryError::NotUtf8(name.to_string()))?;
             pairs.push((name, value));
         }
         Ok(Self(pairs))
@@ -59,7 +60,7 @@ impl Params {
             .0
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+            .map(|(_, v)| v.as_ref());
         let first = found.next();
         if found.next().is_some() {
             return Err(QueryError::Repeated(name));
@@ -68,15 +69,20 @@ impl Params {
     }
 }
 
-fn decode(s: &str) -> Result<String, QueryError> {
-    let plus: Cow<'_, str> = if s.contains('+') {
-        Cow::Owned(s.replace('+', " "))
-    } else {
-        Cow::Borrowed(s)
-    };
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(Cow::into_owned)
+fn decode(s: &str) -> Result<Cow<'_, str>, QueryError> {
+    if !s.contains(['%', '+']) {
+        return Ok(Cow::Borrowed(s));
+    }
+    // Decoding only shrinks: one allocation of the input's size.
+    let mut bytes = Vec::with_capacity(s.len());
+    for (i, part) in s.split('+').enumerate() {
+        if i > 0 {
+            bytes.push(b' ');
+        }
+        bytes.extend(percent_encoding::percent_decode_str(part));
+    }
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
         .map_err(|_| QueryError::NotUtf8(s.chars().take(40).collect()))
 }
 
@@ -86,12 +92,16 @@ mod tests {
 
     #[test]
     fn percent_and_plus_encodings_are_decoded() {
-        let p = Params::parse(Some("resource=https%3A%2F%2Fvault.azure.net&a=b+c")).unwrap();
+        let p = Params::parse(Some(
+            "resource=https%3A%2F%2Fvault.azure.net&a=b+c&b=%2B+%20+",
+        ))
+        .unwrap();
         assert_eq!(
             p.single("resource").unwrap(),
             Some("https://vault.azure.net")
         );
         assert_eq!(p.single("a").unwrap(), Some("b c"));
+        assert_eq!(p.single("b").unwrap(), Some("+   "));
     }
 
     #[test]

@@ -10,8 +10,11 @@ pub mod keyring;
 pub mod keys;
 mod resource;
 
+use std::sync::OnceLock;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use thiserror::Error;
 
 use crate::identity::{Identity, IdentityKind};
@@ -42,6 +45,10 @@ pub struct MintedToken {
     pub jwt: String,
     /// Its claims.
     pub claims: Claims,
+    /// The response body the serving protocol renders for this token, kept
+    /// so that a cached token is not serialised again for every request.
+    /// Filled by the protocol on first use.
+    pub rendered: OnceLock<Bytes>,
 }
 
 /// What a token is minted from.
@@ -110,7 +117,11 @@ pub fn mint(
 ) -> Result<MintedToken, MintError> {
     let claims = claims(input);
     let jwt = sign(key, &claims)?;
-    Ok(MintedToken { jwt, claims })
+    Ok(MintedToken {
+        jwt,
+        claims,
+        rendered: OnceLock::new(),
+    })
 }
 
 /// Encodes and signs claims as a compact RS256 JWT.

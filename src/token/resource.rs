@@ -58,6 +58,11 @@ impl Resource {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The value, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Display for Resource {

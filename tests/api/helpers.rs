@@ -136,7 +136,7 @@ pub(crate) async fn spawn_config(
     let gate = state.gate().clone();
     let server = tokio::spawn(miemu::run(
         listener,
-        miemu::build_router(state.clone()),
+        miemu::build(state.clone()),
         1024,
         gate,
         stopped(),
