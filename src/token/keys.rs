@@ -206,7 +206,9 @@ impl SigningKey {
             .map_err(|_| KeyError::Crypto("PKCS#8 encoding failed"))?;
         let pem = encode_pem("PRIVATE KEY", pkcs8.as_ref());
         let cert_der = self_signed_cert(&pem, now)?;
-        Ok((Self::new(pair, &cert_der, now)?, pem, cert_der))
+        let key = Self::new(pair, &cert_der, now)?;
+        key.self_test()?;
+        Ok((key, pem, cert_der))
     }
 
     fn new(pair: KeyPair, cert_der: &[u8], created_at: i64) -> Result<Self, KeyError> {
@@ -226,18 +228,19 @@ impl SigningKey {
         // Entra's field order; `kid` is base64url, so it needs no escaping.
         let header = format!(r#"{{"typ":"JWT","alg":"RS256","x5t":"{kid}","kid":"{kid}"}}"#);
         let header_b64 = URL_SAFE_NO_PAD.encode(header);
-        let key = Self {
+        Ok(Self {
             pair,
             created_at,
             jwk,
             header_b64,
-        };
-        key.self_test()?;
-        Ok(key)
+        })
     }
 
     /// Signs once and verifies the result, so a broken key or backend fails
-    /// at start-up rather than on the first request.
+    /// at start-up rather than on the first request. Run for new keys only:
+    /// a loaded key has passed aws-lc's consistency check (`RSA_check_key`,
+    /// in `KeyPair::from_pkcs8`) and the match against its certificate, and
+    /// the signature would add half a millisecond to every start.
     fn self_test(&self) -> Result<(), KeyError> {
         let msg = b"miemu self-test";
         let sig = self.sign(msg)?;
