@@ -48,17 +48,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted (every endpoint is a GET).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The public endpoint, for [`crate::server::run`].
 pub fn build(state: AppState) -> Endpoint {
     let ids = SequentialId::new();
     let routed = ServiceBuilder::new()
         .map_response(|r: Response<_>| r.map(Body::new))
-        .layer(SetRequestIdLayer::new(
-            HeaderName::from_static(REQUEST_ID),
-            ids.clone(),
-        ))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, ids.clone()))
         // Failures are logged once, by the handlers, at the level their kind
         // deserves; the trace layer only provides the span.
         .layer(
@@ -66,9 +63,7 @@ pub fn build(state: AppState) -> Endpoint {
                 .on_failure(())
                 .make_span_with(span as fn(&Request<Body>) -> tracing::Span),
         )
-        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
-            REQUEST_ID,
-        )))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new())
         .service(build_router(state.clone()));
     Endpoint {
@@ -132,7 +127,7 @@ impl Endpoint {
             let mut routed = self.routed.clone();
             return Answer(Inner::Routed(routed.call(req.map(Body::new))));
         }
-        let id = match req.headers().get(REQUEST_ID) {
+        let id = match req.headers().get(&REQUEST_ID) {
             Some(id) => id.clone(),
             None => self.ids.next(),
         };
@@ -199,9 +194,7 @@ impl Future for Answer {
             } => {
                 let mut response = std::task::ready!(Pin::new(reply).poll(cx));
                 if let Some(id) = id.take() {
-                    response
-                        .headers_mut()
-                        .insert(HeaderName::from_static(REQUEST_ID), id);
+                    response.headers_mut().insert(REQUEST_ID, id);
                 }
                 if let Some(started) = started.take() {
                     let _entered = span.enter();
@@ -221,7 +214,7 @@ impl Future for Answer {
 /// The request span: method, path and request id. The path only: the query
 /// may name identities but never secrets; headers are not recorded at all.
 fn span(req: &Request<Body>) -> tracing::Span {
-    match req.headers().get(REQUEST_ID) {
+    match req.headers().get(&REQUEST_ID) {
         Some(id) => span_with_id(req, id),
         None => span_with_id(req, &HeaderValue::from_static("-")),
     }
@@ -341,4 +334,27 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
             "correlationId": uuid::Uuid::new_v4().to_string(),
         })),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_a_fixed_prefix_and_a_sequence() {
+        let ids = SequentialId::new();
+        let first = ids.next();
+        let second = ids.next();
+        let first = first.to_str().unwrap();
+        let (prefix, n) = first.split_once('-').unwrap();
+        assert_eq!(prefix.len(), 8);
+        assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(n, "1");
+        assert_eq!(second.to_str().unwrap(), format!("{prefix}-2"));
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(
+            ids.next().to_str().unwrap(),
+            format!("{prefix}-{}", u64::MAX)
+        );
+    }
 }

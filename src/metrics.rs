@@ -1,25 +1,31 @@
 //! Counters for `/metrics`, rendered in the Prometheus text format.
 //!
 //! Requests by endpoint, status and container; tokens minted; cache hits;
-//! refusals by reason; the signing key's age. A std `Mutex` around a small
-//! map: updates are a hash lookup and never span an `.await`, and the label
+//! refusals by reason; the signing key's age. Std `Mutex`es around small
+//! maps (one per thread shard for request counts, so that workers do not
+//! contend): updates are a hash lookup and never span an `.await`, and the label
 //! sets are bounded (endpoints and statuses are fixed lists, containers come
 //! from the configuration, unknown callers are counted as `-`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Request counts of one (endpoint, status) pair, by container.
 type ByContainer = HashMap<String, u64>;
 
+/// Request-count shards: each thread counts into its own map, so worker
+/// threads never wait for one another's lock; rendering adds them up.
+const SHARDS: usize = 4;
+
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// By (endpoint, status), then container: nested so that counting
-    /// needs no allocation once a container has been seen.
-    requests: Mutex<HashMap<(&'static str, u16), ByContainer>>,
+    /// needs no allocation once a container has been seen. One map per
+    /// shard (see [`shard`]).
+    requests: [Mutex<HashMap<(&'static str, u16), ByContainer>>; SHARDS],
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     minted: AtomicU64,
     cache_hits: AtomicU64,
@@ -29,7 +35,9 @@ impl Metrics {
     /// Counts one answered request.
     pub fn request(&self, endpoint: &'static str, status: u16, container: Option<&str>) {
         let container = container.unwrap_or("-");
-        let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.requests[shard()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let by_container = map.entry((endpoint, status)).or_default();
         match by_container.get_mut(container) {
             Some(n) => *n += 1,
@@ -64,13 +72,17 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP miemu_requests_total HTTP requests answered, by endpoint, status and calling container.\n");
         out.push_str("# TYPE miemu_requests_total counter\n");
-        let rows: BTreeMap<(&'static str, u16, String), u64> = self
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flat_map(|((e, s), by)| by.iter().map(move |(c, n)| ((*e, *s, c.clone()), *n)))
-            .collect();
+        let mut rows: BTreeMap<(&'static str, u16, String), u64> = BTreeMap::new();
+        for shard in &self.requests {
+            let map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((endpoint, status), by) in map.iter() {
+                for (container, n) in by {
+                    *rows
+                        .entry((endpoint, *status, container.clone()))
+                        .or_default() += n;
+                }
+            }
+        }
         for ((endpoint, status, container), n) in &rows {
             let _ = writeln!(
                 out,
@@ -99,6 +111,16 @@ impl Metrics {
         );
         out
     }
+}
+
+/// This thread's shard: threads are dealt shards in turn as they first
+/// count, so tokio's worker threads (started together) get distinct ones.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 fn escape(label: &str) -> String {

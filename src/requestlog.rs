@@ -51,6 +51,74 @@ fn shown<S: Serializer>(selector: &Option<Selector>, s: S) -> Result<S::Ok, S::E
     }
 }
 
+/// A token request as the handler knows it, with borrowed strings: what
+/// [`RequestLog::push`] records.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    /// Unix time (seconds).
+    pub time: i64,
+    /// Calling container, when the secret matched one.
+    pub container: Option<&'a str>,
+    /// Selector as sent.
+    pub selector: Option<Selector>,
+    /// Identity name it resolved to.
+    pub identity: Option<&'a str>,
+    /// Resource (after `/.default` stripping).
+    pub resource: Option<&'a str>,
+    /// See [`Record::outcome`].
+    pub outcome: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// The token's unique id, for issued tokens.
+    pub uti: Option<&'a str>,
+    /// Whether the token came from the cache.
+    pub cached: bool,
+    /// The fault rule that applied, if any.
+    pub fault: Option<u64>,
+}
+
+impl Record {
+    fn new(seq: u64, entry: Entry<'_>) -> Self {
+        Self {
+            seq,
+            time: entry.time,
+            container: entry.container.map(str::to_owned),
+            selector: entry.selector,
+            identity: entry.identity.map(str::to_owned),
+            resource: entry.resource.map(str::to_owned),
+            outcome: entry.outcome,
+            status: entry.status,
+            uti: entry.uti.map(str::to_owned),
+            cached: entry.cached,
+            fault: entry.fault,
+        }
+    }
+
+    /// Overwrites this record, reusing its strings' buffers.
+    fn fill(&mut self, seq: u64, entry: Entry<'_>) {
+        fn set(slot: &mut Option<String>, value: Option<&str>) {
+            match (slot.as_mut(), value) {
+                (Some(kept), Some(value)) => {
+                    kept.clear();
+                    kept.push_str(value);
+                }
+                (_, value) => *slot = value.map(str::to_owned),
+            }
+        }
+        self.seq = seq;
+        self.time = entry.time;
+        set(&mut self.container, entry.container);
+        self.selector = entry.selector;
+        set(&mut self.identity, entry.identity);
+        set(&mut self.resource, entry.resource);
+        self.outcome = entry.outcome;
+        self.status = entry.status;
+        set(&mut self.uti, entry.uti);
+        self.cached = entry.cached;
+        self.fault = entry.fault;
+    }
+}
+
 /// Filters for reading the log; absent fields match everything.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,14 +180,25 @@ impl RequestLog {
         }
     }
 
-    /// Appends a record, assigning its sequence number; drops the oldest when full.
-    pub fn push(&self, mut record: Record) {
+    /// Appends a record, assigning its sequence number; drops the oldest when
+    /// full. Once full, the oldest record's strings are reused for the new
+    /// one, so a steady stream of requests allocates nothing here.
+    pub fn push(&self, entry: Entry<'_>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.next_seq += 1;
-        record.seq = inner.next_seq;
-        if inner.records.len() == inner.capacity {
-            inner.records.pop_front();
-        }
+        let seq = inner.next_seq;
+        let recycled = if inner.records.len() >= inner.capacity {
+            inner.records.pop_front()
+        } else {
+            None
+        };
+        let record = match recycled {
+            Some(mut record) => {
+                record.fill(seq, entry);
+                record
+            }
+            None => Record::new(seq, entry),
+        };
         inner.records.push_back(record);
     }
 
@@ -148,13 +227,17 @@ impl RequestLog {
 mod tests {
     use super::*;
 
-    fn record(time: i64, container: &str, identity: &str, outcome: &'static str) -> Record {
-        Record {
-            seq: 0,
+    fn record<'a>(
+        time: i64,
+        container: &'a str,
+        identity: &'a str,
+        outcome: &'static str,
+    ) -> Entry<'a> {
+        Entry {
             time,
-            container: Some(container.to_owned()),
+            container: Some(container),
             selector: None,
-            identity: Some(identity.to_owned()),
+            identity: Some(identity),
             resource: None,
             outcome,
             status: 200,
@@ -174,6 +257,41 @@ mod tests {
         assert_eq!(
             all.iter().map(|r| (r.seq, r.time)).collect::<Vec<_>>(),
             [(2, 1), (3, 2)]
+        );
+    }
+
+    #[test]
+    fn a_reused_record_keeps_nothing_of_the_one_it_replaces() {
+        let log = RequestLog::with_capacity(1);
+        log.push(Entry {
+            resource: Some("https://vault.azure.net"),
+            uti: Some("a-long-token-identifier"),
+            selector: Some(Selector::ClientId("x".to_owned())),
+            cached: true,
+            fault: Some(7),
+            ..record(1, "a-container-with-a-long-name", "identity-one", "issued")
+        });
+        log.push(Entry {
+            container: None,
+            status: 403,
+            ..record(2, "", "b", "unauthenticated")
+        });
+        let all = log.query(&Filter::default());
+        assert_eq!(
+            all,
+            [Record {
+                seq: 2,
+                time: 2,
+                container: None,
+                selector: None,
+                identity: Some("b".to_owned()),
+                resource: None,
+                outcome: "unauthenticated",
+                status: 403,
+                uti: None,
+                cached: false,
+                fault: None,
+            }]
         );
     }
 

@@ -1,12 +1,14 @@
 //! Serving connections: an HTTP/1.1 accept loop with the limits a sidecar in
 //! a shared environment needs, and graceful shutdown.
 //!
-//! axum's `serve` does not expose hyper's header-read timeout or buffer size,
-//! so the loop is written out here: each connection gets a header-read
-//! timeout (a slowloris client cannot hold a connection forever), a bounded
-//! read buffer (which caps header size), and a permit from a semaphore that
-//! caps concurrent connections. On shutdown the listener closes, in-flight
-//! requests finish (bounded by [`DRAIN_TIMEOUT`]), then `run` returns.
+//! axum's `serve` does not expose hyper's buffer size or the connection
+//! task, so the loop is written out here: each connection gets a bounded
+//! read buffer (which caps header size), a permit from a semaphore that caps
+//! concurrent connections, and a watchdog that closes it once it has sent no
+//! complete request for [`HEADER_READ_TIMEOUT`] (a slowloris client cannot
+//! hold a connection forever). On shutdown the listener closes, a lame duck
+//! answers what is already on its way, in-flight requests finish (bounded by
+//! [`DRAIN_TIMEOUT`]), then `run` returns.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,7 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::{BoxError, ServiceExt as _};
 
-/// Time a client has to send its request headers.
+/// Time a connection may go without a request in progress or a new
+/// request head (see `Connection::stalled`; enforced within 1.25 × this).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest graceful shutdown waits for in-flight requests.
@@ -110,11 +113,7 @@ pub async fn run<H: Handler>(
     let mut listener = Some(listener);
     let mut gate_rx = gate.0.subscribe();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let activity = Arc::new(Activity {
-        draining: AtomicBool::new(false),
-        epoch: Instant::now(),
-        last_request: AtomicU64::new(0),
-    });
+    let activity = Arc::new(Activity::default());
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     // No hyper header-read timeout: it re-arms a timer for every request
@@ -201,16 +200,17 @@ pub async fn run<H: Handler>(
     // (hyperium/hyper#3792). Connections still idle afterwards are closed.
     activity.draining.store(true, Ordering::SeqCst);
     let lame_duck_end = tokio::time::Instant::now() + LAME_DUCK;
-    let quiet_since = |now: std::time::Instant| {
-        let last = Duration::from_micros(activity.last_request.load(Ordering::SeqCst));
-        now.saturating_duration_since(activity.epoch + last)
-    };
-    let started = std::time::Instant::now();
+    activity.recent_request.store(false, Ordering::SeqCst);
+    let mut quiet_since = Instant::now();
     while permits.available_permits() < max_connections
         && tokio::time::Instant::now() < lame_duck_end
-        && !(started.elapsed() >= LAME_DUCK_QUIET
-            && quiet_since(std::time::Instant::now()) >= LAME_DUCK_QUIET)
     {
+        if activity.recent_request.swap(false, Ordering::SeqCst) {
+            quiet_since = Instant::now();
+        }
+        if quiet_since.elapsed() >= LAME_DUCK_QUIET {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::select! {
@@ -223,13 +223,13 @@ pub async fn run<H: Handler>(
 }
 
 /// What connections tell the shutdown sequence, and learn from it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Activity {
     /// Set when the lame duck starts: answers then say `Connection: close`.
     draining: AtomicBool,
-    epoch: Instant,
-    /// When the last request started, in microseconds since `epoch`.
-    last_request: AtomicU64,
+    /// Set by every request that starts; the lame duck clears it as it
+    /// polls, to see when requests stop arriving.
+    recent_request: AtomicBool,
 }
 
 /// One connection's request counts, shared by its service (which counts)
@@ -251,16 +251,15 @@ impl Connection {
         }
     }
 
-    /// Notes that a request head arrived. The server-wide time of the last
-    /// request is only read by the lame duck, at a 200 ms granularity, so
-    /// it is written at most once a millisecond: connections on different
-    /// threads do not fight over its cache line.
+    /// Notes that a request head arrived. The server-wide flag is written
+    /// only when the lame duck has cleared it, so outside shutdown
+    /// connections on different threads only ever read its cache line (and
+    /// no request reads the clock for it).
     fn request_started(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
-        let activity = &self.activity;
-        let micros = u64::try_from(activity.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        if micros > activity.last_request.load(Ordering::Relaxed) + 1_000 {
-            activity.last_request.fetch_max(micros, Ordering::SeqCst);
+        let recent = &self.activity.recent_request;
+        if !recent.load(Ordering::Relaxed) {
+            recent.store(true, Ordering::SeqCst);
         }
     }
 
@@ -345,4 +344,60 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutdown signal received; draining");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        Connection::new(Arc::new(Activity::default()))
+    }
+
+    /// Whether `stalled` completes within `within` of (paused) time.
+    async fn stalls_within(conn: &Connection, within: Duration) -> bool {
+        tokio::time::timeout(within, conn.stalled()).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_request_is_cut_off_after_the_timeout() {
+        let conn = connection();
+        let started = tokio::time::Instant::now();
+        conn.stalled().await;
+        assert_eq!(started.elapsed(), HEADER_READ_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_progress_keeps_its_connection() {
+        let conn = connection();
+        conn.request_started();
+        assert!(!stalls_within(&conn, HEADER_READ_TIMEOUT * 3).await);
+        // Once answered, the idle clock starts over: cut off after at most
+        // 1.25 x the timeout, never before the timeout.
+        conn.request_finished();
+        assert!(!stalls_within(&conn, HEADER_READ_TIMEOUT - Duration::from_millis(1)).await);
+        assert!(
+            stalls_within(
+                &conn,
+                HEADER_READ_TIMEOUT * 5 / 4 + Duration::from_millis(1)
+            )
+            .await
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steady_requests_keep_a_connection_open() {
+        let conn = connection();
+        let watchdog = conn.stalled();
+        tokio::pin!(watchdog);
+        for _ in 0..20 {
+            conn.request_started();
+            conn.request_finished();
+            let tick = tokio::time::sleep(HEADER_READ_TIMEOUT / 2);
+            tokio::select! {
+                () = &mut watchdog => panic!("cut off a connection in use"),
+                () = tick => {}
+            }
+        }
+    }
 }

@@ -26,7 +26,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -36,7 +36,7 @@ use crate::faults::FaultAction;
 use crate::identity::{LookupError, Selector};
 use crate::platform::Container;
 use crate::policy::{self, Refusal, RefusalReason};
-use crate::requestlog::Record;
+use crate::requestlog::Entry;
 use crate::state::{AppState, Live};
 use crate::token::{self, MintError, MintInput, MintedToken, Resource, ResourceError};
 
@@ -45,6 +45,12 @@ pub const API_VERSION: &str = "2019-08-01";
 
 /// The header carrying the container's secret (matched case-insensitively).
 pub const SECRET_HEADER: &str = "x-identity-header";
+
+/// [`SECRET_HEADER`], parsed once.
+const SECRET: HeaderName = HeaderName::from_static(SECRET_HEADER);
+
+/// The header a proxy adds (see [`AppServiceError::Forwarded`]).
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The platform's text for an unknown or unavailable identity.
 pub const NOT_FOUND_MESSAGE: &str = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.";
@@ -215,22 +221,16 @@ pub fn answer(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Tok
     let delay = facts.delay;
     record(state, facts, &result, now);
     let response = match result {
-        Ok(token) => match rendered(&token) {
-            Ok(body) => {
-                let mut response = Response::new(Body::from(body));
-                let headers = response.headers_mut();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                response
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "token response encoding failed");
-                AppServiceError::Internal.into_response()
-            }
-        },
+        Ok(granted) => {
+            let mut response = Response::new(Body::from(granted.body));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
         Err(e) => e.into_response(),
     };
     TokenReply {
@@ -279,6 +279,28 @@ async fn get_token(State(state): State<AppState>, req: Request) -> Response {
     answer(&state, req.headers(), req.uri().query()).await
 }
 
+/// A granted token: what the answer and the log need of it.
+#[derive(Debug)]
+struct Granted {
+    /// The success body.
+    body: Bytes,
+    /// The token's `uti`.
+    uti: String,
+}
+
+impl Granted {
+    fn of(token: &MintedToken) -> Result<Self, AppServiceError> {
+        let body = rendered(token).map_err(|e| {
+            tracing::error!(error = %e, "token response encoding failed");
+            AppServiceError::Internal
+        })?;
+        Ok(Self {
+            body,
+            uti: token.claims.uti.clone(),
+        })
+    }
+}
+
 /// The success body of `token`, rendered on first use and then shared.
 fn rendered(token: &MintedToken) -> Result<Bytes, serde_json::Error> {
     if let Some(body) = token.rendered.get() {
@@ -302,13 +324,13 @@ fn issue<'a>(
     query: Option<&str>,
     now: i64,
     facts: &mut Facts<'a>,
-) -> Result<Arc<MintedToken>, AppServiceError> {
+) -> Result<Granted, AppServiceError> {
     let platform = &live.platform;
-    if !live.allow_forwarded && headers.contains_key("x-forwarded-for") {
+    if !live.allow_forwarded && headers.contains_key(&FORWARDED_FOR) {
         return Err(AppServiceError::Forwarded);
     }
 
-    let mut presented = headers.get_all(SECRET_HEADER).iter();
+    let mut presented = headers.get_all(&SECRET).iter();
     let (Some(secret), None) = (presented.next(), presented.next()) else {
         return Err(AppServiceError::Unauthenticated);
     };
@@ -361,7 +383,7 @@ fn grant<'a>(
     resource: &Resource,
     now: i64,
     facts: &mut Facts<'a>,
-) -> Result<Arc<MintedToken>, AppServiceError> {
+) -> Result<Granted, AppServiceError> {
     let platform = &live.platform;
     let selector = selector(params)?;
     let found = platform.identities.resolve(&selector);
@@ -399,12 +421,16 @@ fn grant<'a>(
         }
     })?;
     let admitted = policy::admit(caller, identity).map_err(refused)?;
-    let cached = use_cache
-        .then(|| live.cache.get(identity.client_id, resource.as_str(), now))
-        .flatten();
-    if let Some(token) = cached {
-        facts.cached = true;
-        return Ok(token);
+    if use_cache {
+        // Read in place: taking a reference to the shared token would be
+        // two writes to memory every worker thread touches.
+        let cached = live
+            .cache
+            .get_with(identity.client_id, resource.as_str(), now, Granted::of);
+        if let Some(granted) = cached {
+            facts.cached = true;
+            return granted;
+        }
     }
     let input = MintInput {
         tenant_id: platform.tenant_id,
@@ -420,12 +446,12 @@ fn grant<'a>(
         tracing::error!(error = %e, "token minting failed");
         AppServiceError::Internal
     })?;
-    let token = Arc::new(token);
+    let granted = Granted::of(&token)?;
     if use_cache {
         live.cache
-            .insert(identity.client_id, resource.as_str(), token.clone(), now);
+            .insert(identity.client_id, resource.as_str(), Arc::new(token), now);
     }
-    Ok(token)
+    Ok(granted)
 }
 
 fn refused(r: Refusal) -> AppServiceError {
@@ -465,17 +491,12 @@ fn selector(params: &Params<'_>) -> Result<Selector, AppServiceError> {
 
 /// The one place a token request is accounted for: metrics, a log line and
 /// the request log. Never the token or the secret.
-fn record(
-    state: &AppState,
-    facts: Facts<'_>,
-    result: &Result<Arc<MintedToken>, AppServiceError>,
-    now: i64,
-) {
+fn record(state: &AppState, facts: Facts<'_>, result: &Result<Granted, AppServiceError>, now: i64) {
     let (outcome, status) = match result {
         Ok(_) => ("issued", 200),
         Err(e) => (e.outcome(), e.status().as_u16()),
     };
-    let uti = result.as_ref().ok().map(|t| t.claims.uti.as_str());
+    let uti = result.as_ref().ok().map(|g| g.uti.as_str());
     let metrics = state.metrics();
     metrics.request("token", status, facts.container);
     match result {
@@ -528,16 +549,15 @@ fn record(
             "token request refused"
         ),
     }
-    state.requests().push(Record {
-        seq: 0,
+    state.requests().push(Entry {
         time: now,
-        container: facts.container.map(str::to_owned),
+        container: facts.container,
         selector: facts.selector,
-        identity: facts.identity.map(str::to_owned),
-        resource: facts.resource,
+        identity: facts.identity,
+        resource: facts.resource.as_deref(),
         outcome,
         status,
-        uti: uti.map(str::to_owned),
+        uti,
         cached: facts.cached,
         fault: facts.fault,
     });

@@ -28,14 +28,21 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    /// A still-fresh token for this identity and resource.
-    pub fn get(&self, client_id: Uuid, resource: &str, now: i64) -> Option<Arc<MintedToken>> {
+    /// Applies `read` to a still-fresh token for this identity and resource,
+    /// in place (under the lock, so keep `read` short).
+    pub fn get_with<R>(
+        &self,
+        client_id: Uuid,
+        resource: &str,
+        now: i64,
+        read: impl FnOnce(&MintedToken) -> R,
+    ) -> Option<R> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(&client_id)?
             .get(resource)
             .filter(|t| now < t.claims.exp - REFRESH_MARGIN_SECS)
-            .cloned()
+            .map(|t| read(t))
     }
 
     /// Remembers a token.

@@ -44,7 +44,12 @@ impl Resource {
             return Err(ResourceError::TooLong);
         }
         let shown = || value.chars().take(80).collect::<String>();
-        if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        let unprintable = if value.is_ascii() {
+            value.bytes().any(|b| b <= b' ' || b == 0x7f)
+        } else {
+            value.chars().any(|c| c.is_control() || c.is_whitespace())
+        };
+        if unprintable {
             return Err(ResourceError::Malformed(shown()));
         }
         if is_absolute_uri(value) || is_guid(value) {

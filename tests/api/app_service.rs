@@ -378,3 +378,86 @@ async fn extra_headers_and_parameters_sent_by_sdks_are_ignored() {
     assert_eq!(resp.status(), 200);
     app.stop().await;
 }
+
+/// `GET` on the token path is answered inline, `HEAD` (and everything else)
+/// through the router: both ways must give the same answer, carry a request
+/// id, and be counted once.
+#[tokio::test]
+async fn the_inline_token_path_and_the_routed_one_answer_alike() {
+    let app = spawn_app("default").await;
+    let url = format!(
+        "{}/msi/token?api-version=2019-08-01&resource=api%3A%2F%2Fx",
+        app.base
+    );
+    let send = |method: reqwest::Method, request_id: Option<&'static str>| {
+        let mut req = app
+            .http
+            .request(method, &url)
+            .header("x-identity-header", app.secret("app"));
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
+        req.send()
+    };
+    let get = send(reqwest::Method::GET, None).await.unwrap();
+    let head = send(reqwest::Method::HEAD, None).await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(head.status(), 200);
+    for name in ["content-type", "cache-control", "content-length"] {
+        assert_eq!(get.headers()[name], head.headers()[name], "{name}");
+    }
+    // Generated ids: a per-process prefix and a sequence number.
+    let ids: Vec<String> = [&get, &head]
+        .iter()
+        .map(|r| r.headers()["x-request-id"].to_str().unwrap().to_owned())
+        .collect();
+    let (prefix, _) = ids[0].split_once('-').unwrap();
+    assert_eq!(prefix.len(), 8);
+    assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()), "{}", ids[0]);
+    assert!(ids[1].starts_with(&format!("{prefix}-")), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    // A client's own id is kept, both ways.
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let resp = send(method.clone(), Some("client-id-42")).await.unwrap();
+        assert_eq!(resp.headers()["x-request-id"], "client-id-42", "{method}");
+    }
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body["resource"], "api://x");
+
+    // A refusal inline has the platform's shape, as through the router.
+    let refused = app
+        .http
+        .get(&url)
+        .header("x-identity-header", app.secret("init"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().contains_key("x-request-id"));
+    let post = app
+        .http
+        .post(&url)
+        .header("x-identity-header", app.secret("app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "miemu_requests_total{endpoint=\"token\",status=\"200\",container=\"app\"} 4",
+        "miemu_requests_total{endpoint=\"token\",status=\"403\",container=\"init\"} 1",
+        "miemu_requests_total{endpoint=\"token\",status=\"405\",container=\"-\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    app.stop().await;
+}
