@@ -187,19 +187,16 @@ impl RequestLog {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.next_seq += 1;
         let seq = inner.next_seq;
-        let recycled = if inner.records.len() >= inner.capacity {
-            inner.records.pop_front()
+        if inner.records.len() >= inner.capacity
+            && let Some(oldest) = inner.records.front_mut()
+        {
+            oldest.fill(seq, entry);
+            // The filled record becomes the newest: with no spare capacity
+            // this moves one record, where pop and push would move two.
+            inner.records.rotate_left(1);
         } else {
-            None
-        };
-        let record = match recycled {
-            Some(mut record) => {
-                record.fill(seq, entry);
-                record
-            }
-            None => Record::new(seq, entry),
-        };
-        inner.records.push_back(record);
+            inner.records.push_back(Record::new(seq, entry));
+        }
     }
 
     /// Matching records, oldest first.

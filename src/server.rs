@@ -180,16 +180,22 @@ pub async fn run<H: Handler>(
         let service = connection_service(handler.clone(), watch.clone());
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                },
-                () = watch.stalled() => {
-                    tracing::debug!("closing a connection that sent no complete request in time");
-                }
+        let mut serving = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
+        });
+        // The watchdog is a task of its own: polled with the connection, it
+        // would be polled again at every wake-up of every request.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = &mut serving => {}
+                () = watch.stalled() => {
+                    tracing::debug!("closing a connection that sent no complete request in time");
+                    serving.abort();
+                }
+            }
         });
     }
     drop(listener);
