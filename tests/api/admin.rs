@@ -695,15 +695,7 @@ async fn metrics_count_requests_tokens_cache_hits_and_refusals() {
     assert_eq!(token_status(&app, "init", &[]).await, 403);
     let (status, _) = app.get_json("/common/discovery/keys").await;
     assert_eq!(status, 200);
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for line in [
         "miemu_requests_total{endpoint=\"token\",status=\"200\",container=\"app\"} 2",
         "miemu_requests_total{endpoint=\"token\",status=\"403\",container=\"init\"} 1",

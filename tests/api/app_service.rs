@@ -389,18 +389,18 @@ async fn the_inline_token_path_and_the_routed_one_answer_alike() {
         "{}/msi/token?api-version=2019-08-01&resource=api%3A%2F%2Fx",
         app.base
     );
-    let send = |method: reqwest::Method, request_id: Option<&'static str>| {
+    let send = |method: reqwest::Method, container: &str, request_id: Option<&'static str>| {
         let mut req = app
             .http
             .request(method, &url)
-            .header("x-identity-header", app.secret("app"));
+            .header("x-identity-header", app.secret(container));
         if let Some(id) = request_id {
             req = req.header("x-request-id", id);
         }
         req.send()
     };
-    let get = send(reqwest::Method::GET, None).await.unwrap();
-    let head = send(reqwest::Method::HEAD, None).await.unwrap();
+    let get = send(reqwest::Method::GET, "app", None).await.unwrap();
+    let head = send(reqwest::Method::HEAD, "app", None).await.unwrap();
     assert_eq!(get.status(), 200);
     assert_eq!(head.status(), 200);
     for name in ["content-type", "cache-control", "content-length"] {
@@ -418,40 +418,22 @@ async fn the_inline_token_path_and_the_routed_one_answer_alike() {
     assert_ne!(ids[0], ids[1]);
     // A client's own id is kept, both ways.
     for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
-        let resp = send(method.clone(), Some("client-id-42")).await.unwrap();
+        let resp = send(method.clone(), "app", Some("client-id-42"))
+            .await
+            .unwrap();
         assert_eq!(resp.headers()["x-request-id"], "client-id-42", "{method}");
     }
     let body: Value = get.json().await.unwrap();
     assert_eq!(body["resource"], "api://x");
 
     // A refusal inline has the platform's shape, as through the router.
-    let refused = app
-        .http
-        .get(&url)
-        .header("x-identity-header", app.secret("init"))
-        .send()
-        .await
-        .unwrap();
+    let refused = send(reqwest::Method::GET, "init", None).await.unwrap();
     assert_eq!(refused.status(), 403);
     assert!(refused.headers().contains_key("x-request-id"));
-    let post = app
-        .http
-        .post(&url)
-        .header("x-identity-header", app.secret("app"))
-        .send()
-        .await
-        .unwrap();
+    let post = send(reqwest::Method::POST, "app", None).await.unwrap();
     assert_eq!(post.status(), 405);
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "miemu_requests_total{endpoint=\"token\",status=\"200\",container=\"app\"} 4",
         "miemu_requests_total{endpoint=\"token\",status=\"403\",container=\"init\"} 1",

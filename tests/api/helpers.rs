@@ -197,6 +197,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn get_json(&self, path: &str) -> (u16, Value) {
         let resp = self
             .http
