@@ -48,7 +48,7 @@ check "no half-written key directory is left" '! ls -A "$keys" | grep -q "^\.new
 resp=$(curl -s "$IDENTITY_ENDPOINT?api-version=2019-08-01&resource=api%3A%2F%2Fkeyfail" -H "X-IDENTITY-HEADER: $IDENTITY_HEADER")
 kid_used=$(python3 -c 'import sys,json,base64;t=json.loads(sys.argv[1])["access_token"].split(".")[0];print(json.loads(base64.urlsafe_b64decode(t+"=="))["kid"])' "$resp")
 check "tokens are still signed by the old key" '[ "$kid_used" = "$kid_before" ]'
-check "the JWKS still publishes the old key" 'curl -s "$base/common/discovery/keys" | grep -q "$kid_before"'
+check "the JWKS still publishes the old key" 'curl -s "$base/common/discovery/keys" | grep -qF -e "$kid_before"'
 
 kill "$pid"; wait "$pid" || true; pid=""
 rm -f "$keys/filler"
